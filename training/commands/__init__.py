@@ -1,0 +1,1 @@
+"""Subcommands of `lama-train`: one module per subcommand, each exposing `register(subparsers)`."""
