@@ -1,0 +1,74 @@
+"""What the backend serves: an inpainting model behind one small interface.
+
+The engine and the server only ever see `InpaintModel`; whether the weights came from an official
+Lightning checkpoint, the TorchScript file other tools cache, or the project's own safetensors
+export is the weight loader's business.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without one is a clear error."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
+    return torch.device(device)
+
+
+class InpaintModel(ABC):
+    """A network that predicts hole contents; the engine does padding and compositing."""
+
+    family: str = "lama"
+    pad_modulo: int = 8
+
+    def __init__(self, preset: str | None, source: str, device: torch.device) -> None:
+        self.preset = preset
+        self.source = source
+        self.device = device
+
+    @abstractmethod
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """image N x 3 x H x W float32 in 0..1, mask N x 1 x H x W in {0, 1} -> N x 3 x H x W in 0..1."""
+
+    def describe(self) -> dict[str, str | None]:
+        """What `hello` replies and logs say about the serving model."""
+        return {"family": self.family, "preset": self.preset, "source": self.source, "device": str(self.device)}
+
+
+class GeneratorModel(InpaintModel):
+    """One of our generators (`lama_training.modules`), fed `cat([image * (1 - mask), mask])`."""
+
+    def __init__(self, generator: nn.Module, preset: str | None, source: str, device: torch.device) -> None:
+        super().__init__(preset, source, device)
+        self.generator = generator.to(device).eval().requires_grad_(False)
+
+    @torch.inference_mode()
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        masked = image * (1 - mask)
+        return self.generator(torch.cat([masked, mask], dim=1))
+
+
+class TorchScriptModel(InpaintModel):
+    """The TorchScript `big-lama.pt` cached by IOPaint / lama-cleaner: `forward(image, mask)`.
+
+    That file composites internally (`mask * pred + (1 - mask) * image`); the engine composites
+    again, which changes nothing inside the hole and restores exact input pixels outside it.
+    """
+
+    def __init__(self, module: torch.jit.ScriptModule, source: str, device: torch.device) -> None:
+        super().__init__("big-lama", source, device)
+        self.module = module.to(device).eval()
+
+    @torch.inference_mode()
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.module(image, mask)
