@@ -1,0 +1,12 @@
+"""The one error type of weight loading, discovery and fetching.
+
+It subclasses `CommandError` so that any `lama-backend` command that loads weights turns it into
+one line on stderr and exit code 2 without a conversion of its own.
+"""
+from __future__ import annotations
+
+from lama_training.utils.cli import CommandError
+
+
+class WeightsError(CommandError):
+    """Weights missing, unreadable, of an unknown kind, or not matching the network: one line."""

@@ -1,0 +1,132 @@
+"""The project's own weights format: safetensors tensors plus JSON metadata in the header.
+
+One file, `<name>.safetensors`. The safetensors header metadata (a str -> str map) holds:
+`lama_format` (the format name, "lama-backend-weights"), `format_version` ("1"), `preset` (the
+preset name or JSON null), `generator_config` (JSON of `GeneratorConfig.to_dict()`), `provenance`
+(JSON object: where the weights came from, free keys) and `dtype` ("float32" or "float16").
+Keys are the generator's `state_dict()` keys without any prefix. Keeping the metadata inside the
+file means a copy can never lose its config; no sidecar file is written or needed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from lama_training.modules import GeneratorConfig, make_generator
+
+from .errors import WeightsError
+
+FORMAT_NAME = "lama-backend-weights"
+FORMAT_VERSION = 1
+SUPPORTED_DTYPES = {torch.float32: "float32", torch.float16: "float16"}
+
+
+def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path, *, preset: str | None = None,
+                 provenance: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> Path:
+    """Write `generator`'s weights and everything needed to rebuild it to one safetensors file.
+
+    Floating-point tensors are stored in `dtype` (float16 halves the file; loading casts back to
+    float32); integer buffers such as batch-norm counters keep their dtype.
+    """
+    if dtype not in SUPPORTED_DTYPES:
+        raise WeightsError(f"unsupported weights dtype {dtype}: use torch.float32 or torch.float16")
+    tensors = {}
+    for key, value in generator.state_dict().items():
+        value = value.detach().to("cpu")
+        if value.is_floating_point():
+            value = value.to(dtype)
+        tensors[key] = value.contiguous()
+    metadata = {
+        "lama_format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "preset": json.dumps(preset),
+        "generator_config": json.dumps(config.to_dict(), sort_keys=True),
+        "provenance": json.dumps(dict(provenance or {}), sort_keys=True, default=str),
+        "dtype": SUPPORTED_DTYPES[dtype],
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded header metadata: format_version, preset, generator_config, provenance, dtype."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a readable safetensors file ({one_line(exc)})") from None
+    if raw.get("lama_format") != FORMAT_NAME:
+        raise WeightsError(f"{path}: safetensors file without lama-backend metadata "
+                           "(export weights with lama_backend.weights.save_weights)")
+    try:
+        version = int(raw["format_version"])
+        if version > FORMAT_VERSION:
+            raise WeightsError(f"{path}: weights format version {version} is newer than this lama-backend "
+                               f"understands ({FORMAT_VERSION}); update lama-backend")
+        return {
+            "format_version": version,
+            "preset": json.loads(raw.get("preset", "null")),
+            "generator_config": json.loads(raw["generator_config"]),
+            "provenance": json.loads(raw.get("provenance", "{}")),
+            "dtype": raw.get("dtype", "float32"),
+        }
+    except (KeyError, ValueError) as exc:
+        raise WeightsError(f"{path}: damaged lama-backend metadata ({one_line(exc)})") from None
+
+
+def load_safetensors_generator(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the generator from its stored config and load the weights strictly (float32)."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    try:
+        config = GeneratorConfig.from_dict(metadata["generator_config"])
+        generator = make_generator(config)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{path}: stored generator config is not usable ({one_line(exc)})") from None
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: cannot read tensors ({one_line(exc)})") from None
+    check_state_keys(generator, tensors, str(path))
+    expected = generator.state_dict()
+    state = {key: value.to(expected[key].dtype) for key, value in tensors.items()}
+    generator.load_state_dict(state, strict=True)
+    return generator, metadata
+
+
+def check_state_keys(generator: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Missing, extra, or wrongly shaped keys are an error that names them (at most a few)."""
+    expected = generator.state_dict()
+    missing = [key for key in expected if key not in state]
+    extra = [key for key in state if key not in expected]
+    wrong = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
+             if key in state and tuple(state[key].shape) != tuple(value.shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing generator keys {short_list(missing)}")
+    if extra:
+        problems.append(f"unexpected generator keys {short_list(extra)}")
+    if wrong:
+        problems.append(f"shape mismatch {short_list(wrong)}")
+    if problems:
+        raise WeightsError(f"{source}: " + "; ".join(problems))
+
+
+def short_list(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{f', ... ({len(items)} in all)' if len(items) > limit else ''}]"
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
