@@ -1,0 +1,101 @@
+"""Which parts of the image the model sees: one box per connected hole component.
+
+Each component's bounding box gets `margin` pixels of context on every side (clamped to the
+image) and is widened to `min_side` where the image allows, so tiny holes still fill the
+network's downsampling stages with real pixels. Boxes that overlap merge into their union,
+repeatedly, until no two overlap; so every hole pixel lies in exactly one box and each box holds
+whole components only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from scipy import ndimage
+
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Half-open pixel rectangle: rows top..bottom-1, columns left..right-1."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
+    def overlaps(self, other: "Box") -> bool:
+        return (self.top < other.bottom and other.top < self.bottom
+                and self.left < other.right and other.left < self.right)
+
+    def union(self, other: "Box") -> "Box":
+        return Box(min(self.top, other.top), min(self.left, other.left),
+                   max(self.bottom, other.bottom), max(self.right, other.right))
+
+    def expanded(self, margin: int, height: int, width: int) -> "Box":
+        """`margin` more on every side, clamped to an image of height x width."""
+        return Box(max(0, self.top - margin), max(0, self.left - margin),
+                   min(height, self.bottom + margin), min(width, self.right + margin))
+
+    def at_least(self, min_side: int, height: int, width: int) -> "Box":
+        """Widened around its centre to min_side per axis, shifted to stay inside the image."""
+        top, bottom = _widen(self.top, self.bottom, min_side, height)
+        left, right = _widen(self.left, self.right, min_side, width)
+        return Box(top, left, bottom, right)
+
+
+def _widen(start: int, stop: int, min_size: int, limit: int) -> tuple[int, int]:
+    size = min(min_size, limit)
+    if stop - start >= size:
+        return start, stop
+    start = max(0, min(start - (size - (stop - start)) // 2, limit - size))
+    return start, start + size
+
+
+def component_boxes(hole: np.ndarray) -> list[Box]:
+    """Bounding box of every 8-connected component of a boolean hole array."""
+    labels, _ = ndimage.label(hole, structure=EIGHT_NEIGHBOURS)
+    return [Box(rows.start, cols.start, rows.stop, cols.stop) for rows, cols in ndimage.find_objects(labels)]
+
+
+def merge_overlapping(boxes: Iterable[Box]) -> list[Box]:
+    """Replace overlapping boxes by their union until none overlap (a fixed point), top-left first."""
+    pending = list(boxes)
+    while True:
+        merged: list[Box] = []
+        changed = False
+        for box in pending:
+            index = 0
+            while index < len(merged):
+                if merged[index].overlaps(box):
+                    box = box.union(merged.pop(index))
+                    changed = True
+                    index = 0
+                else:
+                    index += 1
+            merged.append(box)
+        pending = merged
+        if not changed:
+            return sorted(pending, key=lambda b: (b.top, b.left))
+
+
+def plan_crops(hole: np.ndarray, margin: int, min_side: int) -> list[Box]:
+    """The boxes to run the model on for a boolean hole of the whole image (empty hole: none)."""
+    height, width = hole.shape
+    boxes = [box.expanded(margin, height, width).at_least(min_side, height, width)
+             for box in component_boxes(hole)]
+    return merge_overlapping(boxes)

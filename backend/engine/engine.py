@@ -1,0 +1,110 @@
+"""One inpainting pass: check input, shape the hole, run the model per crop, paste back.
+
+The model only ever sees RGB in 0..1 padded to its size multiple; everything about dtypes,
+alpha, masks and which pixels may change is decided here, so every model family gets the same
+guarantees (above all: pixels outside the hole come back bit-identical).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..models import InpaintModel
+from .compositing import composite_into, layer_into
+from .crops import Box, plan_crops
+from .errors import Cancelled, InpaintError
+from .mask_ops import dilate_disk, feather_ramp
+from .options import InpaintOptions
+from .padding import pad_to_modulo
+from .pixels import check_image, check_mask, mask_weights, to_unit
+
+ProgressCallback = Callable[[float, str], None]
+
+# The generators downsample three times and reflect-pad by 1 at the bottleneck, so they need
+# at least 16 px per side; 32 leaves room and costs nothing.
+MIN_MODEL_SIDE = 32
+
+
+def hole_weights(mask: np.ndarray, options: InpaintOptions) -> np.ndarray:
+    """Blend weight per pixel (float32, H x W) after grow and feather; the hole is weight > 0.
+
+    Grow and feather only look at the hole's bounding box plus grow + 1 px, which is exact:
+    beyond it there is no hole pixel, and its outer ring is all known pixels.
+    """
+    weight = mask_weights(mask, options.soft_mask)
+    rows = np.flatnonzero(weight.any(axis=1))
+    if rows.size == 0 or (options.grow == 0 and options.feather == 0):
+        return weight
+    cols = np.flatnonzero(weight.any(axis=0))
+    height, width = weight.shape
+    window = Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1).expanded(
+        options.grow + 1, height, width)
+    local = weight[window.slices]
+    if options.grow:
+        local = dilate_disk(local, options.grow)
+    if options.feather:
+        local = local * feather_ramp(local > 0, options.feather)
+    weight[window.slices] = local
+    return weight
+
+
+class InpaintEngine:
+    """Runs an `InpaintModel` on images of any size, dtype and alpha; see docs/ARCHITECTURE.md."""
+
+    def __init__(self, model: InpaintModel) -> None:
+        self.model = model
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, options: InpaintOptions = InpaintOptions(),
+                progress: ProgressCallback | None = None,
+                cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+        """Fill the hole (mask != 0) of `image`; composite: same shape/dtype, layer: H x W x 4.
+
+        An empty mask is not an error here: the result is the unchanged image (or an empty layer).
+        """
+        if not isinstance(options, InpaintOptions):
+            raise InpaintError(f"options must be InpaintOptions, got {type(options).__name__}")
+        image = check_image(image)
+        mask = check_mask(mask, image.shape[:2])
+        report = progress or (lambda fraction, stage: None)
+        weight = hole_weights(mask, options)
+        hole = weight > 0
+        height, width = hole.shape
+        if options.output == "composite":
+            out = image.copy()
+            write = composite_into
+        else:
+            out = np.zeros((height, width, 4), dtype=image.dtype)
+            write = layer_into
+        if not hole.any():
+            boxes: list[Box] = []
+        elif options.strategy == "whole":
+            boxes = [Box(0, 0, height, width)]
+        else:
+            boxes = plan_crops(hole, options.margin, MIN_MODEL_SIDE)
+        for index, box in enumerate(boxes):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"cancelled before region {index + 1} of {len(boxes)}")
+            report(index / len(boxes), f"inpainting region {index + 1}/{len(boxes)}")
+            prediction = self.predict(image[box.slices], hole[box.slices])
+            write(out[box.slices], image[box.slices], prediction, weight[box.slices])
+        report(1.0, "done")
+        return out
+
+    def predict(self, pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """The model's H x W x 3 float32 prediction for one crop (RGB of `pixels`, boolean hole)."""
+        height, width = hole.shape
+        modulo = self.model.pad_modulo
+        rgb = pad_to_modulo(to_unit(pixels[..., :3]), modulo, MIN_MODEL_SIDE)
+        mask = pad_to_modulo(hole.astype(np.float32), modulo, MIN_MODEL_SIDE)
+        device = self.model.device
+        with torch.inference_mode():
+            rgb_tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
+            mask_tensor = torch.from_numpy(np.ascontiguousarray(mask))[None, None].to(device)
+            predicted = self.model.predict(rgb_tensor, mask_tensor)
+            if tuple(predicted.shape) != tuple(rgb_tensor.shape):
+                raise InpaintError(f"the model returned shape {tuple(predicted.shape)} "
+                                   f"for input {tuple(rgb_tensor.shape)}")
+            result = predicted[0, :, :height, :width].float().cpu().numpy()
+        return np.ascontiguousarray(result.transpose(1, 2, 0))

@@ -1,0 +1,42 @@
+"""What a caller may ask of one inpainting pass; validated once, when built."""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+from .errors import InpaintError
+
+STRATEGIES = ("crop", "whole")
+OUTPUTS = ("composite", "layer")
+
+
+@dataclass(frozen=True)
+class InpaintOptions:
+    """Options of `InpaintEngine.inpaint`; docs/ARCHITECTURE.md gives their exact meaning.
+
+    grow: dilate the hole by this many pixels (Euclidean disk) before inpainting.
+    feather: width in pixels of the blend ramp inside the hole (0 = hard edge).
+    margin: context kept around each mask component in the crop strategy.
+    strategy: "crop" (one model run per merged component box) or "whole" (one run on the image).
+    soft_mask: mask values are blend weights instead of a yes/no hole.
+    output: "composite" (the full image) or "layer" (RGBA, prediction in the hole, 0 elsewhere).
+    """
+
+    grow: int = 0
+    feather: int = 0
+    margin: int = 128
+    strategy: str = "crop"
+    soft_mask: bool = False
+    output: str = "composite"
+
+    def __post_init__(self) -> None:
+        for name in ("grow", "feather", "margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise InpaintError(f"{name} must be a whole number >= 0, got {value!r}")
+        if self.strategy not in STRATEGIES:
+            raise InpaintError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.output not in OUTPUTS:
+            raise InpaintError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if not isinstance(self.soft_mask, bool):
+            raise InpaintError(f"soft_mask must be true or false, got {self.soft_mask!r}")
