@@ -64,6 +64,11 @@ class GeneratorConfig:
 GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
     "big-lama": GeneratorConfig(n_blocks=18),
     "lama-fourier": GeneratorConfig(n_blocks=9),
+    # The paper's ablations (kinds registered by `pix2pixhd.py`): the same ResNet shape without FFC.
+    "lama-regular": GeneratorConfig(kind="pix2pixhd_global", n_blocks=9, resnet_conv=FFCConvConfig()),
+    "lama-dilated": GeneratorConfig(kind="pix2pixhd_multidilated", n_blocks=9, resnet_conv=FFCConvConfig()),
+    # Smoke tests and CPU experiments: big-lama's layout at a quarter of the width, 3 FFC blocks.
+    "tiny": GeneratorConfig(ngf=16, n_blocks=3),
 }
 
 
