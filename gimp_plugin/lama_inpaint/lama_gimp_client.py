@@ -1,0 +1,19 @@
+"""The backend client as the plug-in uses it, from one place.
+
+`lama-backend package-plugin gimp` copies `lama_backend.client` into the plug-in folder as
+`lama_client`, so an installed plug-in needs nothing beyond GIMP's own Python. In a development
+checkout (and in the fast tests) the copy is absent and the installed `lama_backend.client` is used.
+"""
+import os
+
+if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lama_client")):
+    from lama_client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled, LamaClient,
+                             ensure_backend, region)
+    from lama_client.protocol import DEFAULT_ADDRESS
+else:
+    from lama_backend.client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled,
+                                     LamaClient, ensure_backend, region)
+    from lama_backend.client.protocol import DEFAULT_ADDRESS
+
+__all__ = ["BackendError", "BackendUnavailable", "DEFAULT_ADDRESS", "InpaintRequest", "JobCancelled",
+           "LamaClient", "ensure_backend", "region"]
