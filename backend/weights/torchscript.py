@@ -5,6 +5,7 @@ runs no pickled Python: TorchScript archives hold code in TorchScript, interpret
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +20,9 @@ BIG_LAMA_TORCHSCRIPT_MD5 = "e3aa4aaa15225a33ec84f9f4bc47e500"
 def load_torchscript_model(path: Path, device: torch.device) -> TorchScriptModel:
     """Load onto the CPU first (the file may have been saved on CUDA), then move."""
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch.jit is deprecated, yet it is the only reader of this file
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as exc:
         raise WeightsError(f"{path}: not a loadable TorchScript file ({one_line(exc)[:200]})") from None
     forward = getattr(module, "forward", None)

@@ -1,0 +1,100 @@
+"""Read a generator's configuration back from its state_dict keys and shapes.
+
+The official checkpoints do not say which preset they are in a form we can trust (the config is
+pickled omegaconf, which we never execute), so the shape of the network is read from the
+weights: the FFC layer before the first residual block tells the bottleneck split, the blocks
+are the `model.<i>.conv1.` prefixes, the local/global channel split of each FFC gives its
+ratios. The result is validated by building that generator and comparing every key and shape.
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+import torch
+
+from lama_training.modules import GENERATOR_PRESETS, FFCConvConfig, GeneratorConfig, make_generator
+
+from .errors import WeightsError
+
+_INDEX = re.compile(r"^model\.(\d+)\.")
+
+
+def shape_of(state: Mapping[str, torch.Tensor], key: str) -> tuple[int, ...] | None:
+    value = state.get(key)
+    return tuple(value.shape) if value is not None else None
+
+
+def ffc_split(state: Mapping[str, torch.Tensor], prefix: str) -> tuple[int, int, int, int, bool]:
+    """(in_local, in_global, out_local, out_global, lfu) of the FFC whose keys start with `prefix`."""
+    l2l = shape_of(state, f"{prefix}convl2l.weight")
+    l2g = shape_of(state, f"{prefix}convl2g.weight")
+    g2l = shape_of(state, f"{prefix}convg2l.weight")
+    g2g_in = shape_of(state, f"{prefix}convg2g.conv1.0.weight")
+    g2g_out = shape_of(state, f"{prefix}convg2g.conv2.weight")
+    in_local = (l2l or l2g or (0, 0))[1]
+    in_global = (g2l or g2g_in or (0, 0))[1]
+    out_local = (l2l or g2l or (0,))[0]
+    out_global = (l2g or g2g_out or (0,))[0]
+    lfu = any(key.startswith(f"{prefix}convg2g.lfu.") for key in state)
+    return in_local, in_global, out_local, out_global, lfu
+
+
+def ratio(part: int, total: int) -> float:
+    return part / total if total else 0.0
+
+
+def conv_config(state: Mapping[str, torch.Tensor], prefix: str) -> FFCConvConfig:
+    in_local, in_global, out_local, out_global, lfu = ffc_split(state, prefix)
+    return FFCConvConfig(ratio(in_global, in_local + in_global), ratio(out_global, out_local + out_global), lfu)
+
+
+def infer_generator_config(state: Mapping[str, torch.Tensor], source: str) -> GeneratorConfig:
+    """The `GeneratorConfig` whose generator has exactly these keys (checked by the caller)."""
+    indices = sorted({int(m.group(1)) for key in state if (m := _INDEX.match(key))})
+    blocks = sorted({int(m.group(1)) for key in state if (m := _INDEX.match(key)) and ".conv1.ffc." in key})
+    if not indices or not blocks or f"model.{indices[0]}.ffc.convl2l.weight" not in state:
+        matching = matching_non_ffc_preset(state)
+        if matching is not None:
+            return matching
+        raise WeightsError(f"{source}: not a LaMa FFC generator (no model.<i>.ffc / model.<i>.conv1 keys)")
+    first, n_blocks = indices[0], len(blocks)
+    n_downsampling = blocks[0] - first - 1
+    if n_downsampling < 1:
+        raise WeightsError(f"{source}: not a LaMa FFC generator (no downsampling layers before the blocks)")
+    in_local, in_global, out_local, out_global, _ = ffc_split(state, f"model.{first}.ffc.")
+    ngf = out_local + out_global
+    last = shape_of(state, f"model.{indices[-1]}.weight")
+    if last is None or len(last) != 4:
+        raise WeightsError(f"{source}: not a LaMa FFC generator (no final convolution)")
+    bottleneck = sum(ffc_split(state, f"model.{blocks[0]}.conv1.ffc.")[:2])
+    defaults = GeneratorConfig()
+    max_features = bottleneck if bottleneck < ngf * 2 ** n_downsampling else defaults.max_features
+    downsample = (conv_config(state, f"model.{first + 1}.ffc.") if n_downsampling > 1
+                  else FFCConvConfig(ratio(in_global, in_local + in_global), 0.0, False))
+    return GeneratorConfig(
+        input_nc=in_local + in_global, output_nc=last[0], ngf=ngf, n_downsampling=n_downsampling,
+        n_blocks=n_blocks, max_features=max_features, add_out_act=defaults.add_out_act,
+        init_conv=conv_config(state, f"model.{first}.ffc."), downsample_conv=downsample,
+        resnet_conv=conv_config(state, f"model.{blocks[0]}.conv1.ffc."),
+    )
+
+
+def matching_non_ffc_preset(state: Mapping[str, torch.Tensor]) -> GeneratorConfig | None:
+    """The paper's ablation generators (no FFC) are recognised by matching a preset exactly."""
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    for preset in GENERATOR_PRESETS.values():
+        if preset.kind == "ffc_resnet":
+            continue
+        expected = make_generator(preset).state_dict()
+        if shapes == {key: tuple(value.shape) for key, value in expected.items()}:
+            return preset
+    return None
+
+
+def preset_of(config: GeneratorConfig) -> str | None:
+    """The preset's name when the config is exactly a preset, else None (a custom size)."""
+    for name, preset in GENERATOR_PRESETS.items():
+        if preset == config:
+            return name
+    return None

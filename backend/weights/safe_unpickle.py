@@ -1,0 +1,116 @@
+"""A pickle module for `torch.load` that builds tensors and plain data and runs nothing else.
+
+Official LaMa checkpoints pickle omegaconf and Lightning objects beside the weights, which
+`torch.load(weights_only=True)` refuses. Unpickling those classes for real would import and run
+whatever code the file names (a `__reduce__` can call any function). This module is passed to
+`torch.load(..., weights_only=False, pickle_module=safe_unpickle)`: torch's own zip/legacy
+reader still resolves persistent ids to storages (`("storage", storage_type, key, location,
+numel)`, storage classes mapped by torch before our `find_class` sees them), while every global
+the pickle names goes through `Unpickler.find_class` below. Only tensor rebuild functions, dtypes,
+`torch.Size`/`torch.device`, `OrderedDict` and plain builtin containers resolve to real objects;
+any other global becomes an `InertObject` subclass that records its name and arguments and
+executes nothing, so the weights load and the rest of the checkpoint is data we never call.
+"""
+from __future__ import annotations
+
+import _compat_pickle
+import builtins
+import collections
+import io
+import pickle
+from typing import Any, BinaryIO
+
+import torch
+import torch._utils
+
+UnpicklingError = pickle.UnpicklingError
+
+_DTYPES = {name: value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
+
+ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
+    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
+    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch", "Size"): torch.Size,
+    ("torch", "device"): torch.device,
+    ("torch", "UntypedStorage"): torch.UntypedStorage,
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): builtins.set,
+    ("builtins", "frozenset"): builtins.frozenset,
+    ("builtins", "bytearray"): builtins.bytearray,
+    ("builtins", "complex"): builtins.complex,
+    ("builtins", "slice"): builtins.slice,
+    ("_codecs", "encode"): __import__("_codecs").encode,  # how protocol-2 pickles store bytes
+}
+if hasattr(torch._utils, "_rebuild_tensor_v3"):
+    ALLOWED_GLOBALS[("torch._utils", "_rebuild_tensor_v3")] = torch._utils._rebuild_tensor_v3
+ALLOWED_GLOBALS.update({("torch", name): dtype for name, dtype in _DTYPES.items()})
+
+
+class InertObject:
+    """Stands in for an object of an untrusted class: keeps what the pickle said, runs nothing."""
+
+    pickled_global = "?"
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "InertObject":
+        instance = super().__new__(cls)
+        instance.__dict__["args"] = args
+        instance.__dict__["state"] = None
+        instance.__dict__["items"] = {}
+        instance.__dict__["list"] = []
+        return instance
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["args"] = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["state"] = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.__dict__["items"][key] = value
+
+    def append(self, value: Any) -> None:
+        self.__dict__["list"].append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__["list"].extend(values)
+
+    def __repr__(self) -> str:
+        return f"<inert {self.pickled_global}>"
+
+
+_PLACEHOLDERS: dict[tuple[str, str], type[InertObject]] = {}
+
+
+def placeholder_class(module: str, name: str) -> type[InertObject]:
+    """One inert class per pickled global, so equal names compare as the same type."""
+    key = (str(module), str(name))
+    if key not in _PLACEHOLDERS:
+        _PLACEHOLDERS[key] = type("Inert", (InertObject,), {"pickled_global": f"{key[0]}.{key[1]}"})
+    return _PLACEHOLDERS[key]
+
+
+def python3_name(module: str, name: str) -> tuple[str, str]:
+    """Protocol-2 pickles (torch.save's default) name Python 2 modules such as `__builtin__`."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+class Unpickler(pickle.Unpickler):
+    """`find_class` is the only way a pickle reaches code; here it reaches only the allowlist."""
+
+    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+        module, name = python3_name(module, name)
+        allowed = ALLOWED_GLOBALS.get((module, name))
+        if allowed is not None:
+            return allowed
+        return placeholder_class(module, name)
+
+
+def load(file: BinaryIO, **kwargs: Any) -> Any:
+    return Unpickler(file, **kwargs).load()
+
+
+def loads(data: bytes, **kwargs: Any) -> Any:
+    return load(io.BytesIO(data), **kwargs)
