@@ -1,0 +1,166 @@
+"""Both client implementations (pyzmq and the built-in ZMTP) against the real server and engine."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lama_backend.client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled, LamaClient,
+                                 PROTOCOL_VERSION)
+from lama_backend.engine import InpaintOptions
+from lama_backend.server import ServerConfig
+from tests.test_server_harness import GatedInpainter, free_port, make_job, running_server, tiny_engine, to_layout
+
+IMPLEMENTATIONS = ["zmq", "pure"]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    return tiny_engine(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    with running_server(engine) as running:
+        yield running
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def client(request, server):
+    with LamaClient(server.address, implementation=request.param, timeout=5.0) as connected:
+        yield connected
+
+
+def engine_output(engine, rgb: np.ndarray, mask: np.ndarray, request: InpaintRequest) -> np.ndarray:
+    options = InpaintOptions(grow=request.grow, feather=request.feather, margin=request.margin,
+                             strategy=request.strategy, soft_mask=request.soft_mask, output=request.output)
+    return engine.engine.inpaint(rgb, mask, options)
+
+
+def test_hello_names_the_protocol_and_the_weights_serving(client, server):
+    info = client.hello()
+    assert info["protocol"] == PROTOCOL_VERSION
+    assert info["model"]["family"] == "lama"
+    assert info["model"]["source"].endswith("tiny.safetensors (safetensors)")
+    assert info["device"] == "cpu"
+    assert info["limits"]["max_pixels"] == ServerConfig().max_pixels
+    assert client.implementation in IMPLEMENTATIONS
+
+
+@pytest.mark.parametrize("width,height,tile,layout,dtype", [
+    (96, 80, 1024, "RGBA", "u8"),     # untiled
+    (150, 131, 64, "RGB", "u8"),      # 3 x 3 tiles, last row and column partial
+    (130, 70, 64, "BGRA", "u16"),     # tiled, 16-bit, editor channel order
+    (70, 66, 1024, "BGR", "u16"),     # untiled 16-bit
+    (65, 129, 64, "RGBA", "f32"),
+])
+def test_inpaint_equals_the_engine_byte_for_byte(client, engine, width, height, tile, layout, dtype):
+    request, rgb, mask = make_job(np.random.default_rng(width * height), width, height, layout, dtype, tile,
+                                  grow=2, feather=3, margin=16)
+    progress: list[tuple[float, str]] = []
+    result = client.inpaint(request, on_progress=lambda fraction, stage: progress.append((fraction, stage)))
+    expected = engine_output(engine, rgb, mask, request)
+    assert (result.width, result.height, result.dtype, result.layout) == (width, height, dtype, layout)
+    assert result.pixels == to_layout(expected, layout)
+    assert result.pixels != request.pixels  # the hole really changed
+    assert progress and progress[-1][0] == 1.0 and all(0.0 <= f <= 1.0 for f, _ in progress)
+    assert [f for f, _ in progress] == sorted(f for f, _ in progress)
+
+
+def test_layer_output_of_an_rgb_request_comes_back_with_alpha_in_editor_order(client, engine):
+    request, rgb, mask = make_job(np.random.default_rng(7), 100, 90, "BGR", "u8", 64, output="layer")
+    result = client.inpaint(request)
+    assert result.layout == "BGRA" and result.channels == 4
+    assert result.pixels == to_layout(engine_output(engine, rgb, mask, request), "BGR")
+
+
+def test_engine_refusal_is_a_backend_error_and_the_connection_goes_on(client):
+    request, _, _ = make_job(np.random.default_rng(1), 64, 64, "RGB", "u8")
+    request.grow = 5000  # over the protocol's range: refused before the engine runs
+    with pytest.raises(BackendError) as refused:
+        client.inpaint(request)
+    assert refused.value.code == "bad_request" and "grow" in refused.value.message
+    assert client.hello()["protocol"] == PROTOCOL_VERSION
+
+
+def test_pipelined_jobs_come_back_to_their_own_waiters(client, engine):
+    rng = np.random.default_rng(3)
+    jobs = [make_job(rng, 40 + 7 * i, 33 + 5 * i, "RGBA", "u8", 64) for i in range(4)]
+    ids = [client.submit(request) for request, _, _ in jobs]
+    for job_id, (request, rgb, mask) in zip(reversed(ids), reversed(jobs)):
+        assert client.wait(job_id).pixels == to_layout(engine_output(engine, rgb, mask, request), "RGBA")
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_cancel_a_running_and_a_queued_job(engine, implementation):
+    gated = GatedInpainter(engine)
+    with running_server(gated) as server:
+        with LamaClient(server.address, implementation=implementation) as first, \
+                LamaClient(server.address, implementation=implementation) as second:
+            rng = np.random.default_rng(5)
+            running_request, _, _ = make_job(rng, 64, 64)
+            queued_request, rgb, mask = make_job(rng, 72, 60)
+            running_id = first.submit(running_request)
+            assert gated.started.wait(5)
+            queued_id = second.submit(queued_request)
+            cancel_queued = threading.Event()
+            cancel_queued.set()
+            started = time.monotonic()
+            with pytest.raises(JobCancelled):
+                second.wait(queued_id, cancel_event=cancel_queued)
+            assert time.monotonic() - started < 2.0
+            cancel_running = threading.Event()
+            timer = threading.Timer(0.3, cancel_running.set)
+            timer.start()
+            with pytest.raises(JobCancelled):
+                first.wait(running_id, cancel_event=cancel_running)
+            timer.join()
+            # The worker is free again: a new job runs through the real engine.
+            gated.gate.set()
+            result = second.inpaint(queued_request)
+            assert result.pixels == to_layout(engine_output(engine, rgb, mask, queued_request), "RGBA")
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_reconnects_after_the_backend_restarts_on_the_same_port(engine, implementation):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    client = LamaClient(address, implementation=implementation, timeout=2.0)
+    with running_server(engine, bind=address):
+        assert client.hello()["protocol"] == PROTOCOL_VERSION
+    with pytest.raises(BackendUnavailable):
+        client.hello()
+    with running_server(engine, bind=address):
+        assert client.hello()["protocol"] == PROTOCOL_VERSION
+    client.close()
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_nothing_listening_is_backend_unavailable_within_the_timeout(implementation):
+    client = LamaClient(f"tcp://127.0.0.1:{free_port()}", implementation=implementation, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        client.hello()
+    assert time.monotonic() - started < 2.0
+
+
+def test_token_is_sent_with_every_request(engine):
+    with running_server(engine, token="s3cret") as server:
+        for implementation in IMPLEMENTATIONS:
+            with LamaClient(server.address, token="s3cret", implementation=implementation) as good:
+                assert good.hello()["auth"] == "token"
+                request, rgb, mask = make_job(np.random.default_rng(2), 50, 40)
+                assert good.inpaint(request).pixels == to_layout(engine_output(engine, rgb, mask, request), "RGBA")
+            with LamaClient(server.address, token="wrong", implementation=implementation) as bad:
+                with pytest.raises(BackendError) as refused:
+                    bad.hello()
+                assert refused.value.code == "unauthorized"
+
+
+def test_request_mistakes_are_caught_before_sending():
+    client = LamaClient("tcp://127.0.0.1:1", implementation="pure")
+    with pytest.raises(ValueError, match="pixels hold"):
+        client.submit(InpaintRequest(4, 4, 4, "u8", "RGBA", b"\0" * 10, b"\0" * 16))
+    with pytest.raises(ValueError, match="3 channels"):
+        client.submit(InpaintRequest(4, 4, 4, "u8", "RGB", b"\0" * 64, b"\0" * 16))
