@@ -47,6 +47,18 @@ TARGETS: dict[str, PluginTarget] = {
         install_hint="Krita: Tools > Scripts > Import Python Plugin from File..., pick the zip, restart Krita, "
                      "then enable the docker in Settings > Dockers > LaMa Inpaint.",
     ),
+    # GIMP 3 loads plug-ins/<name>/<name>.py, and only when that file is executable.
+    "gimp": PluginTarget(
+        source="gimp_plugin",
+        entries=("lama_inpaint",),
+        client_dest="lama_inpaint/lama_client",
+        default_name="lama_inpaint-gimp-%s.zip" % __version__,
+        install_hint="GIMP 3: unzip into the plug-ins folder of your GIMP profile (Linux ~/.config/GIMP/3.0/plug-ins/, "
+                     "Windows %APPDATA%\\GIMP\\3.0\\plug-ins\\, macOS ~/Library/Application Support/GIMP/3.0/plug-ins/) "
+                     "so that lama_inpaint/lama_inpaint.py lies there, restart GIMP, then use "
+                     "Filters > Enhance > Inpaint Selection (LaMa).",
+        executables=("lama_inpaint/lama_inpaint.py",),
+    ),
 }
 
 
