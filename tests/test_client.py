@@ -126,7 +126,7 @@ def test_cancel_a_running_and_a_queued_job(engine, implementation):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 def test_reconnects_after_the_backend_restarts_on_the_same_port(engine, implementation):
     address = f"tcp://127.0.0.1:{free_port()}"
-    client = LamaClient(address, implementation=implementation, timeout=2.0)
+    client = LamaClient(address, implementation=implementation, timeout=1.0)
     with running_server(engine, bind=address):
         assert client.hello()["protocol"] == PROTOCOL_VERSION
     with pytest.raises(BackendUnavailable):
