@@ -53,6 +53,8 @@ class TrainResult:
     config: TrainConfig
     last_losses: dict[str, float] = field(default_factory=dict)
     eval_history: list[dict[str, Any]] = field(default_factory=list)
+    generator: nn.Module | None = None       # this process's networks (unwrapped) after the last step
+    discriminator: nn.Module | None = None
 
 
 @dataclass
@@ -352,6 +354,7 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
         if own_context:
             teardown_distributed(context)
     result.step = step
+    result.generator, result.discriminator = networks.plain_generator, networks.plain_discriminator
     return result
 
 
