@@ -145,8 +145,8 @@ def apply_result(app: Any, job: PreparedInpaint, result: bytes) -> Any:
     root = doc.rootNode()
     anchor = job.anchor if job.anchor is not None and _still_in_tree(job.anchor, root) else None
     if anchor is None:
-        # No active layer (or it was deleted meanwhile): go to the top of the stack. A missing
-        # `above` would put the layer at the bottom, under everything.
+        # No active layer (or it was deleted meanwhile): go to the top of the stack, explicitly
+        # above the topmost layer rather than relying on what `above=None` means in each version.
         layers = [n for n in root.childNodes() if n.type() not in _MASK_NODE_TYPES]
         anchor = layers[-1] if layers else None
     parent = anchor.parentNode() if anchor is not None else root

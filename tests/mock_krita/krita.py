@@ -130,7 +130,8 @@ class Node:
     def addChildNode(self, child: "Node", above: Optional["Node"]) -> bool:
         if self._doc.refuse_add:
             return False
-        index = self.children.index(above) + 1 if above is not None else 0
+        # Krita 5.1.5 (checked with kritarunner): above=None puts the child on top.
+        index = self.children.index(above) + 1 if above is not None else len(self.children)
         self.children.insert(index, child)
         child.parent = self
         self._doc.undo_log.append(("addChildNode", child.name()))
