@@ -4,7 +4,8 @@ Runs inside gimp-console-3.0 (Python 3.13 in the trixie root). For each case it 
 selects a region, calls the plug-in non-interactively and writes what it sees (layer stack,
 pixels before and after, the selection, the new layer and its offsets) to $LAMA_TEST_DIR, where
 tests/test_gimp_integration.py checks them against the backend on the host. When $LAMA_UNDO_HOOK
-is set (the preloaded core hook, see undo_hook.c), it also undoes once and records the stack.
+is set (the core hook preloaded into gimp-console, see undo_hook.c), it also records the undo
+stack's depth around the call, undoes once, and dumps the layers again.
 """
 import json
 import os
@@ -18,7 +19,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 OUT = os.environ["LAMA_TEST_DIR"]
-CASES = os.environ.get("LAMA_TEST_CASES", "u8,u16-soft,float-visible,empty-selection").split(",")
+CASES = os.environ.get("LAMA_TEST_CASES", "u8,u16-soft,float-visible,empty-selection,too-large").split(",")
 PROCEDURE = "plug-in-lama-inpaint-selection"
 WIDTH, HEIGHT = 72, 56
 PAINT_RECT = (8, 6, 56, 44)  # x, y, w, h of the layer the plug-in runs on (it has offsets)
@@ -94,41 +95,47 @@ def call_plugin(image, drawable, margin, grow, feather, source):
     return {"status": status.value_nick, "message": message, "seconds": time.monotonic() - start}
 
 
-def request_undo(image):
-    """Ask the preloaded core hook to undo one step on `image`; returns what it reports."""
+def hook(command, image):
+    """Ask the core hook preloaded into gimp-console (undo_hook.c) for "depth" or "undo"."""
     hook_dir = os.environ["LAMA_UNDO_HOOK"]
     request, reply = os.path.join(hook_dir, "request"), os.path.join(hook_dir, "reply")
     if os.path.exists(reply):
         os.unlink(reply)
     with open(request + ".tmp", "w") as handle:
-        handle.write("%d\n" % image.get_id())
+        handle.write("%s %d\n" % (command, image.get_id()))
     os.rename(request + ".tmp", request)
     deadline = time.monotonic() + 20
     while not os.path.exists(reply):
         if time.monotonic() > deadline:
             raise RuntimeError("the undo hook did not answer (is it preloaded into gimp-console?)")
         time.sleep(0.02)
-    time.sleep(0.05)
     with open(reply) as handle:
         return handle.read().strip()
 
 
+# name: (precision, babl format the test reads, source, margin, grow, feather, feather the selection by)
+CASE_SETUP = {
+    "u8": ("U8_NON_LINEAR", "R'G'B'A u8", "layer", 16, 2, 1, 0.0),
+    "u16-soft": ("U16_NON_LINEAR", FLOAT, "layer", 16, 2, 1, 6.0),
+    "float-visible": ("FLOAT_LINEAR", FLOAT, "visible", 16, 2, 1, 0.0),
+    "empty-selection": ("U8_NON_LINEAR", "R'G'B'A u8", "layer", 16, 2, 1, None),
+    "too-large": ("U8_NON_LINEAR", "R'G'B'A u8", "visible", 64, 0, 0, 0.0),  # over the server's pixel budget
+}
+
+
 def run_case(name):
-    precision = {"u8": Gimp.Precision.U8_NON_LINEAR, "u16-soft": Gimp.Precision.U16_NON_LINEAR,
-                 "float-visible": Gimp.Precision.FLOAT_LINEAR,
-                 "empty-selection": Gimp.Precision.U8_NON_LINEAR}[name]
-    babl = "R'G'B'A u8" if name in ("u8", "empty-selection") else FLOAT
+    precision_name, babl, source, margin, grow, feather, feather_selection = CASE_SETUP[name]
+    precision = getattr(Gimp.Precision, precision_name)
     image = Gimp.Image.new_with_precision(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB, precision)
     add_layer(image, "background", 0, 0, WIDTH, HEIGHT, 0, seed=1)
     paint = add_layer(image, "paint", *PAINT_RECT, 0, seed=2)
     add_layer(image, "overlay", 60, 44, 10, 10, 0, seed=3)  # above the drawable; must stay on top
-    if name != "empty-selection":
+    if feather_selection is not None:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *SELECTION)
-    if name == "u16-soft":
-        Gimp.Selection.feather(image, 6.0)
-    source = "visible" if name == "float-visible" else "layer"
-    record = {"case": name, "babl": babl, "source": source, "margin": 16, "grow": 2, "feather": 1,
-              "before_stack": stack(image)}
+    if feather_selection:
+        Gimp.Selection.feather(image, feather_selection)
+    record = {"case": name, "babl": babl, "source": source, "margin": margin, "grow": grow, "feather": feather,
+              "paint_rect": PAINT_RECT, "size": [WIDTH, HEIGHT], "before_stack": stack(image)}
     record["before_layers"] = {layer.get_name(): dump("%s-before-%s.raw" % (name, layer.get_name()), read(layer, babl))
                                for layer in image.get_layers()}
     record["selection"] = dump("%s-selection.raw" % name, selection_state(image))
@@ -136,14 +143,19 @@ def run_case(name):
         visible = Gimp.Layer.new_from_visible(image, image, "check")
         record["visible"] = dump("%s-visible.raw" % name, read(visible, babl))
         visible.delete()
-    record["call"] = call_plugin(image, paint, 16, 2, 1, source)
+    use_hook = bool(os.environ.get("LAMA_UNDO_HOOK"))
+    if use_hook:
+        record["undo_before"] = hook("depth", image)
+    record["call"] = call_plugin(image, paint, margin, grow, feather, source)
+    if use_hook:
+        record["undo_after"] = hook("depth", image)
     record["after_stack"] = stack(image)
     record["after_layers"] = {}
     for layer in image.get_layers():
         record["after_layers"][layer.get_name()] = dump("%s-after-%s.raw" % (name, layer.get_name()), read(layer, babl))
     record["selection_after"] = dump("%s-selection-after.raw" % name, selection_state(image))
-    if os.environ.get("LAMA_UNDO_HOOK"):
-        record["undo_reply"] = request_undo(image)
+    if use_hook and record["call"]["status"] == "success":
+        record["undo_reply"] = hook("undo", image)
         record["undone_stack"] = stack(image)
         record["undone_layers"] = {layer.get_name(): dump("%s-undone-%s.raw" % (name, layer.get_name()),
                                                           read(layer, babl)) for layer in image.get_layers()}

@@ -242,7 +242,10 @@ def _seed_profile(root: Path) -> None:
 
 def _gimp_console(root: Path, profile_in_root: str, script: str, env: Mapping[str, str],
                   timeout: float) -> BatchResult:
-    cmd = ["chroot", str(root), "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
+    env = dict(env)
+    # LD_PRELOAD names a file inside the root: set it after chroot, not for the host's chroot.
+    preload = ["/usr/bin/env", "LD_PRELOAD=" + env.pop("LD_PRELOAD")] if "LD_PRELOAD" in env else []
+    cmd = ["chroot", str(root), *preload, "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
            "-b", "-", "--quit"]
     full_env = chroot_env({"GIMP3_DIRECTORY": profile_in_root, **env})
     start = time.monotonic()
