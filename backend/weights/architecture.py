@@ -64,7 +64,8 @@ def infer_generator_config(state: Mapping[str, torch.Tensor], source: str) -> Ge
         raise WeightsError(f"{source}: not a LaMa FFC generator (no downsampling layers before the blocks)")
     in_local, in_global, out_local, out_global, _ = ffc_split(state, f"model.{first}.ffc.")
     ngf = out_local + out_global
-    last = shape_of(state, f"model.{indices[-1]}.weight")
+    # after the blocks: ConcatTupleLayer, n_downsampling x (ConvTranspose2d, BatchNorm2d, ReLU), pad, conv
+    last = shape_of(state, f"model.{blocks[-1] + 3 * n_downsampling + 3}.weight")
     if last is None or len(last) != 4:
         raise WeightsError(f"{source}: not a LaMa FFC generator (no final convolution)")
     bottleneck = sum(ffc_split(state, f"model.{blocks[0]}.conv1.ffc.")[:2])

@@ -41,10 +41,11 @@ def known_weights(name: str) -> KnownWeights:
 
 
 def manual_hint(entry: KnownWeights, directory: Path) -> str:
-    """What an offline user should do by hand."""
+    """What an offline user should do by hand (the error before it names the URL)."""
     if entry.archive:
-        return f"download {entry.url} yourself and unzip it into {directory} (giving {directory / entry.installed})"
-    return f"download {entry.url} yourself and save it as {directory / entry.installed}"
+        return (f"download {entry.filename} yourself and unzip it into {directory} "
+                f"(giving {directory / entry.installed}), or pass --weights PATH")
+    return f"download {entry.filename} yourself and save it as {directory / entry.installed}, or pass --weights PATH"
 
 
 def fetch(name: str, *, url: str | None = None, directory: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
