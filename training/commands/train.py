@@ -1,0 +1,97 @@
+"""`lama-train train`: train a preset (or a YAML config) from a folder of images.
+
+The same module runs under torchrun: `torchrun --nproc_per_node N -m lama_training.train train ...`
+(`lama_training.train` is this CLI) gives one process per GPU; batch sizes are per process.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..trainer.checkpoint import CheckpointError
+from ..trainer.config import ConfigError, load_config, preset_names
+from ..utils.cli import CommandError
+
+LOG = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train or fine-tune a LaMa model",
+        description="Train a LaMa generator with the paper's recipe. Presets: " + ", ".join(preset_names()) +
+                    ". Any config field can be overridden: --set trainer.lr_g=1e-4 --set data.batch_size=8.")
+    parser.add_argument("--config", default="big-lama", help="preset name or YAML file (default: big-lama)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (dotted path; repeatable)")
+    parser.add_argument("--train-dir", type=Path, help="folder of training images (sets data.train_dir)")
+    parser.add_argument("--eval-dir", type=Path, help="evaluation set from make-eval-set (sets data.eval_dir)")
+    parser.add_argument("--run-dir", type=Path, required=True,
+                        help="where checkpoints, samples, metrics.jsonl and the exported generator go")
+    parser.add_argument("--resume", type=Path, help="continue from a checkpoint (.pt or run directory); "
+                                                    "its architecture wins over the config")
+    parser.add_argument("--init-from", type=Path, help="fine-tune from the official big-lama-with-discr "
+                                                       "best.ckpt (generator, discriminator, loss_segm_pl)")
+    parser.add_argument("--dry-run", action="store_true", help="validate the config and data, print them, exit")
+    parser.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace):
+    overrides = list(args.overrides)
+    if args.train_dir is not None:
+        overrides.append(f"data.train_dir={args.train_dir}")
+    if args.eval_dir is not None:
+        overrides.append(f"data.eval_dir={args.eval_dir}")
+    try:
+        return load_config(args.config, overrides)
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def read_official_checkpoint(path: Path):
+    """The official Lightning checkpoint, read without running pickled code (backend's safe reader)."""
+    from lama_backend.weights.checkpoint import read_checkpoint
+    from lama_backend.weights.errors import WeightsError
+
+    try:
+        checkpoint = read_checkpoint(path)
+    except WeightsError as exc:
+        raise CommandError(str(exc)) from None
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise CommandError(f"{path}: no state_dict (expected the official big-lama-with-discr best.ckpt)")
+    return state
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ..trainer.data_sources import DataError, build_sources
+    from ..trainer.loop import train
+    from .export import export_checkpoint
+
+    config = resolve_config(args)
+    if args.resume is not None and args.init_from is not None:
+        raise CommandError("--resume and --init-from exclude each other (a resumed run already has its weights)")
+    if not config.data.train_dir:
+        raise CommandError("no training images: give --train-dir DIR (or data.train_dir in the config)")
+    try:
+        sources = build_sources(config)
+    except DataError as exc:
+        raise CommandError(str(exc)) from None
+    if args.dry_run:
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        print(f"# {len(sources.train_dataset)} training images, "
+              f"{sources.eval_size} evaluation images")
+        return 0
+    init_state = read_official_checkpoint(args.init_from) if args.init_from is not None else None
+    try:
+        result = train(config, args.run_dir, sources.train_dataset, evaluate=sources.evaluate,
+                       sample_batch=sources.sample_batch, resume=args.resume, init_state=init_state,
+                       init_source=str(args.init_from or ""), worker_init_fn=sources.worker_init_fn)
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        raise CommandError(" ".join(str(exc).split())) from None
+    if result.last_checkpoint is not None:  # rank 0 only
+        exported = export_checkpoint(result.last_checkpoint, args.run_dir / "generator.safetensors")
+        LOG.info("step %d: exported the generator to %s", result.step, exported)
+    return 0
