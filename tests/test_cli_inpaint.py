@@ -118,6 +118,19 @@ def test_jpeg_in_and_out_works_and_warns_that_it_is_lossy(tmp_path: Path, weight
                    "--weights", weights) == 0
     assert Image.open(tmp_path / "out.jpeg").size == (80, 60)
     assert any("JPEG is lossy" in message for message in caplog.messages)
+    Image.fromarray(blob_mask()).save(tmp_path / "m.jpg")
+    assert run_cli(tmp_path / "in.jpg", tmp_path / "m.jpg", "-o", tmp_path / "out2.jpg", "--weights", weights) == 0
+    assert any("prefer PNG masks" in message for message in caplog.messages)
+
+
+def test_the_colour_profile_is_carried_to_the_output(tmp_path: Path, weights: Path) -> None:
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgba_image()).save(tmp_path / "in.png", icc_profile=profile)
+    assert run_cli(tmp_path / "in.png", save(tmp_path / "m.png", blob_mask()), "-o", tmp_path / "o.png",
+                   "--weights", weights) == 0
+    assert Image.open(tmp_path / "o.png").info.get("icc_profile") == profile
 
 
 def test_mask_rules_alpha_strokes_and_colour_strokes(tmp_path: Path, weights: Path) -> None:

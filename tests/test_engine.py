@@ -247,6 +247,12 @@ def test_soft_mask_values_are_blend_weights(mask_dtype: type, values: list, expe
     assert np.array_equal(hard, (mask != 0).astype(np.float32)), "without soft_mask any non-zero is a full hole"
 
 
+def test_nan_in_a_float_mask_is_not_hole() -> None:
+    mask = np.array([[np.nan, 0.5, 0.0]], np.float32)
+    for soft in (False, True):
+        assert (hole_weights(mask, InpaintOptions(soft_mask=soft)) > 0).tolist() == [[False, True, False]]
+
+
 def test_soft_mask_is_multiplied_with_the_feather_ramp_and_blended() -> None:
     image = np.full((30, 30, 3), 200, np.uint8)
     mask = np.zeros((30, 30), np.uint8)

@@ -51,9 +51,11 @@ def mask_weights(mask: np.ndarray, soft: bool) -> np.ndarray:
     """Blend weight per pixel in 0..1 (float32); the hole is where it is > 0.
 
     Hard mask: any non-zero value weighs 1. Soft mask: uint8 / 255, uint16 / 65535, floats clipped
-    to 0..1 (NaN counts as 0), bool as 0 or 1.
+    to 0..1, bool as 0 or 1. A NaN in a float mask is 0 (not hole) either way.
     """
     if not soft or mask.dtype == np.bool_:
+        if np.issubdtype(mask.dtype, np.floating):
+            mask = np.nan_to_num(mask, nan=0.0)
         return (mask != 0).astype(np.float32)
     if np.issubdtype(mask.dtype, np.integer):
         return (mask.astype(np.float32) / full_scale(mask.dtype)).astype(np.float32)
