@@ -20,8 +20,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was requested but PyTorch sees no CUDA GPU")
+    if device == "mps":  # Apple GPUs: only on request, FFT support there varies by torch version
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device 'mps' was requested but PyTorch sees no Apple GPU (MPS)")
+        return torch.device("mps")
     if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"unknown device {device!r}: use auto, cpu or cuda[:N]")
+        raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda[:N] or mps")
     return torch.device(device)
 
 
