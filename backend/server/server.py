@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
@@ -146,19 +147,24 @@ class Server:
         self.context.term()
 
     def _shutdown(self) -> None:
-        log.info("stopping: %d queued job(s) dropped, running job cancelled", len(self.queue))
+        running = self._worker.current if self._worker else None
+        log.info("stopping: %d queued job(s) dropped%s", len(self.queue),
+                 f", cancelling job {running.spec.job_id}" if running else "")
         for job in self.queue.drain():
             self.pending.pop(job.key, None)
             self._reply_error(job.client, job.spec.job_id, SHUTTING_DOWN, "the backend is shutting down")
         worker = self._worker
-        running = worker.current if worker else None
         if running is not None:
             running.reason = SHUTTING_DOWN
             running.cancel.set()
         deadline = time.monotonic() + self.config.shutdown_grace
+        next_beat = 0.0
         while worker is not None and worker.is_alive() and time.monotonic() < deadline:
             if self._pull.poll(50):
                 self._forward_outbox()
+            if time.monotonic() >= next_beat:  # the running job's client keeps waiting for its reply
+                self._heartbeat()
+                next_beat = time.monotonic() + self.config.heartbeat_interval
             worker.join(0.01)
         if worker is not None and worker.is_alive():
             log.warning("the running job did not stop within %.1f s; exiting anyway", self.config.shutdown_grace)
@@ -258,7 +264,7 @@ class Server:
         info = self.inpainter.model_info if self.inpainter is not None else {}
         return {
             "type": "hello", "id": rid, "protocol": PROTOCOL_VERSION, "server": "lama-backend",
-            "server_version": __version__, "device": info.get("device"),
+            "server_version": __version__, "pid": os.getpid(), "device": info.get("device"),
             "model": {"family": info.get("family"), "preset": info.get("preset"), "source": info.get("source")},
             "auth": self.config.auth, "queued": len(self.queue),
             "heartbeat_interval": self.config.heartbeat_interval,
