@@ -205,7 +205,17 @@ def test_new_layer_holds_the_backend_output(gimp_run, backend, name):
     assert far.any() and alpha[far].max() == 0
 
 
-@pytest.mark.parametrize("name", ["u8", "u16-soft", "float-visible", "empty-selection", "too-large"])
+def test_grayscale_image_gets_a_grey_layer_with_the_backend_alpha(gimp_run, backend):
+    record, files = _case(gimp_run, "gray")
+    assert record["call"]["status"] == "success", record["call"]["message"]
+    rect, _mask, expected = _expected(record, files, backend)
+    assert [layer["name"] for layer in record["after_stack"]][1] == LAYER_NAME
+    got = _raw(files, record["after_layers"][LAYER_NAME], record["babl"], (rect.height, rect.width, 4))
+    np.testing.assert_array_equal(got[..., 3], expected[..., 3])  # alpha survives the grey conversion exactly
+    assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()  # stored as grey
+
+
+@pytest.mark.parametrize("name", ["u8", "u16-soft", "float-visible", "empty-selection", "too-large", "gray"])
 def test_other_layers_and_the_selection_are_unchanged(gimp_run, name):
     record, files = _case(gimp_run, name)
     for layer, dump in record["before_layers"].items():
@@ -215,7 +225,7 @@ def test_other_layers_and_the_selection_are_unchanged(gimp_run, name):
     assert stack_after == record["before_stack"]
 
 
-@pytest.mark.parametrize("name", ["u8", "u16-soft", "float-visible"])
+@pytest.mark.parametrize("name", ["u8", "u16-soft", "float-visible", "gray"])
 def test_one_undo_removes_the_layer_and_restores_the_image(gimp_run, name):
     record, files = _case(gimp_run, name)
     depth_before, depth_after = int(record["undo_before"].split()[1]), int(record["undo_after"].split()[1])
@@ -237,6 +247,23 @@ def test_errors_reach_the_caller_and_insert_nothing(gimp_run, name, message):
     assert message in record["call"]["message"]
     assert record["after_stack"] == record["before_stack"]
     assert record["undo_after"] == record["undo_before"], "a failed run must leave no undo step"
+
+
+def test_registration_as_the_real_pdb_sees_it(gimp_run):
+    """Menu, types and arguments as GIMP registered them; every API name the plug-in (and its fake) uses exists.
+
+    The sensitivity mask does not travel over the PDB to other plug-ins, so tests/test_gimp_plugin.py checks it.
+    """
+    record, _files = _case(gimp_run, "registration")
+    assert record["missing_api"] == []
+    assert record["menu_paths"] == ["<Image>/Filters/Enhance"]
+    assert record["menu_label"] == "Inpaint Selection (LaMa)"
+    assert record["image_types"] == "RGB*, GRAY*"
+    arguments = record["arguments"]
+    assert list(arguments)[:3] == ["run-mode", "image", "drawables"]
+    assert {name: value[1:] for name, value in arguments.items() if name in ("margin", "grow", "feather")} == {
+        "margin": [0, 2048, "128"], "grow": [0, 256, "0"], "feather": [0, 256, "0"]}
+    assert arguments["source"][0] == "ParamChoice" and arguments["source"][3] == "layer"
 
 
 def test_gimp_log_is_clean(gimp_run):

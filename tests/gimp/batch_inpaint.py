@@ -19,7 +19,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp  # noqa: E402
 
 OUT = os.environ["LAMA_TEST_DIR"]
-CASES = os.environ.get("LAMA_TEST_CASES", "u8,u16-soft,float-visible,empty-selection,too-large").split(",")
+CASES = os.environ.get("LAMA_TEST_CASES", "u8,u16-soft,float-visible,empty-selection,too-large,gray").split(",")
 PROCEDURE = "plug-in-lama-inpaint-selection"
 WIDTH, HEIGHT = 72, 56
 PAINT_RECT = (8, 6, 56, 44)  # x, y, w, h of the layer the plug-in runs on (it has offsets)
@@ -42,7 +42,9 @@ def pattern(width, height, seed):
 
 
 def add_layer(image, name, x, y, w, h, position, seed):
-    layer = Gimp.Layer.new(image, name, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    rgb = image.get_base_type() == Gimp.ImageBaseType.RGB
+    kind = Gimp.ImageType.RGBA_IMAGE if rgb else Gimp.ImageType.GRAYA_IMAGE
+    layer = Gimp.Layer.new(image, name, w, h, kind, 100.0, Gimp.LayerMode.NORMAL)
     layer.set_offsets(x, y)
     image.insert_layer(layer, None, position)
     buffer = layer.get_buffer()
@@ -120,13 +122,15 @@ CASE_SETUP = {
     "float-visible": ("FLOAT_LINEAR", FLOAT, "visible", 16, 2, 1, 0.0),
     "empty-selection": ("U8_NON_LINEAR", "R'G'B'A u8", "layer", 16, 2, 1, None),
     "too-large": ("U8_NON_LINEAR", "R'G'B'A u8", "visible", 64, 0, 0, 0.0),  # over the server's pixel budget
+    "gray": ("U8_NON_LINEAR", "R'G'B'A u8", "layer", 16, 2, 1, 0.0),  # a grayscale image (GRAYA layers)
 }
 
 
 def run_case(name):
     precision_name, babl, source, margin, grow, feather, feather_selection = CASE_SETUP[name]
     precision = getattr(Gimp.Precision, precision_name)
-    image = Gimp.Image.new_with_precision(WIDTH, HEIGHT, Gimp.ImageBaseType.RGB, precision)
+    base = Gimp.ImageBaseType.GRAY if name == "gray" else Gimp.ImageBaseType.RGB
+    image = Gimp.Image.new_with_precision(WIDTH, HEIGHT, base, precision)
     add_layer(image, "background", 0, 0, WIDTH, HEIGHT, 0, seed=1)
     paint = add_layer(image, "paint", *PAINT_RECT, 0, seed=2)
     add_layer(image, "overlay", 60, 44, 10, 10, 0, seed=3)  # above the drawable; must stay on top
@@ -163,8 +167,49 @@ def run_case(name):
     return record
 
 
+# Every Gimp/GimpUi attribute the plug-in uses (tests/gimp/fake_gimp.py mirrors these).
+API = ("Gimp.PlugIn", "Gimp.ImageProcedure.new", "Gimp.Choice.new", "Gimp.ProcedureSensitivityMask.DRAWABLE",
+       "Gimp.PDBProcType.PLUGIN", "Gimp.RunMode.INTERACTIVE", "Gimp.PDBStatusType.EXECUTION_ERROR",
+       "Gimp.progress_init", "Gimp.progress_update", "Gimp.progress_set_text", "Gimp.progress_end",
+       "Gimp.displays_flush", "Gimp.Selection.bounds", "Gimp.Layer.new", "Gimp.Layer.new_from_visible",
+       "Gimp.Item.is_layer", "Gimp.Item.delete", "Gimp.Item.get_parent", "Gimp.Image.get_item_position",
+       "Gimp.Image.insert_layer", "Gimp.Image.undo_group_start", "Gimp.Image.undo_group_end",
+       "Gimp.Image.get_precision", "Gimp.Image.get_base_type", "Gimp.Image.get_selection",
+       "Gimp.Drawable.get_offsets", "Gimp.Drawable.get_buffer", "Gimp.Layer.set_offsets",
+       "Gimp.ImageType.RGBA_IMAGE", "Gimp.ImageType.GRAYA_IMAGE", "Gimp.LayerMode.NORMAL",
+       "Gegl.Rectangle.new", "Gegl.AbyssPolicy.NONE", "Gegl.Buffer.get", "Gegl.Buffer.set", "Gegl.Buffer.flush",
+       "GimpUi.init", "GimpUi.ProcedureDialog.new", "GimpUi.ProcedureDialog.fill", "GimpUi.ProcedureDialog.run")
+
+
+def registration():
+    """How the real PDB sees the procedure, and which used API names are missing."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+
+    modules = {"Gimp": Gimp, "Gegl": Gegl, "GimpUi": GimpUi}
+    missing = []
+    for dotted in API:
+        obj = modules[dotted.split(".")[0]]
+        for part in dotted.split(".")[1:]:
+            obj = getattr(obj, part, None)
+        if obj is None:
+            missing.append(dotted)
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    arguments = {}
+    for spec in procedure.get_arguments():
+        arguments[spec.get_name()] = [type(spec).__name__, getattr(spec, "minimum", None),
+                                      getattr(spec, "maximum", None), str(spec.get_default_value())]
+    return {"case": "registration", "missing_api": missing, "menu_paths": list(procedure.get_menu_paths()),
+            "menu_label": procedure.get_menu_label(), "image_types": procedure.get_image_types(),
+            "arguments": arguments}
+
+
 def main():
     results = []
+    try:
+        results.append(registration())
+    except Exception:
+        results.append({"case": "registration", "exception": traceback.format_exc()})
     for name in CASES:
         try:
             results.append(run_case(name))
