@@ -1,11 +1,12 @@
 """Our safetensors format round-trips the generator, its config and its provenance."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from lama_backend.models import GeneratorModel
 from lama_backend.weights import WeightsError, load_model, read_metadata, save_weights
@@ -75,11 +76,32 @@ def test_foreign_safetensors_file_is_a_clear_error(tmp_path: Path) -> None:
         load_model(path, device="cpu")
 
 
-def test_config_and_weights_that_disagree_name_the_keys(tmp_path: Path) -> None:
-    path = tmp_path / "mismatch.safetensors"
-    two_blocks = TINY_CONFIG.replace(n_blocks=2)
-    save_weights(make_generator(two_blocks), TINY_CONFIG, path)  # says 1 block, holds 2
+def test_config_and_weights_that_disagree_are_refused_when_saving(tmp_path: Path) -> None:
+    two_blocks = make_generator(TINY_CONFIG.replace(n_blocks=2))
     with pytest.raises(WeightsError, match=r"missing generator keys \[model\.7\.weight.*unexpected generator keys"):
+        save_weights(two_blocks, TINY_CONFIG, tmp_path / "mismatch.safetensors")  # says 1 block, holds 2
+    assert not (tmp_path / "mismatch.safetensors").exists()
+
+
+def test_file_whose_metadata_disagrees_with_its_tensors_names_the_keys(tmp_path: Path) -> None:
+    path = save_weights(make_tiny_generator(), TINY_CONFIG, tmp_path / "edited.safetensors")
+    metadata = read_metadata(path)
+    tensors = load_file(str(path))
+    del tensors["model.5.conv2.bn_g.running_var"]
+    tensors["model.5.conv2.bn_g.extra"] = torch.zeros(1)
+    raw = {"lama_format": "lama-backend-weights", "format_version": "1", "preset": "null", "dtype": "float32",
+           "generator_config": json.dumps(metadata["generator_config"]), "provenance": "{}"}
+    save_file(tensors, str(path), metadata=raw)
+    with pytest.raises(WeightsError, match=r"missing generator keys \[model\.5\.conv2\.bn_g\.running_var\]; "
+                                           r"unexpected generator keys \[model\.5\.conv2\.bn_g\.extra\]"):
+        load_model(path, device="cpu")
+
+
+def test_newer_format_version_asks_for_an_update(tmp_path: Path) -> None:
+    path = save_weights(make_tiny_generator(), TINY_CONFIG, tmp_path / "future.safetensors")
+    raw = {"lama_format": "lama-backend-weights", "format_version": "2", "generator_config": "{}"}
+    save_file(load_file(str(path)), str(path), metadata=raw)
+    with pytest.raises(WeightsError, match="version 2 is newer .* update lama-backend"):
         load_model(path, device="cpu")
 
 

@@ -12,10 +12,11 @@ import re
 from typing import Mapping
 
 import torch
+from torch import nn
 
 from lama_training.modules import GENERATOR_PRESETS, FFCConvConfig, GeneratorConfig, make_generator
 
-from .errors import WeightsError
+from .errors import WeightsError, one_line
 
 _INDEX = re.compile(r"^model\.(\d+)\.")
 
@@ -99,3 +100,41 @@ def preset_of(config: GeneratorConfig) -> str | None:
         if preset == config:
             return name
     return None
+
+
+def check_state_keys(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Missing, extra, or wrongly shaped keys are an error that names them (the first few)."""
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no random init
+            expected = make_generator(config).state_dict()
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{source}: generator config is not usable ({one_line(exc)})") from None
+    missing = [key for key in expected if key not in state]
+    extra = [key for key in state if key not in expected]
+    wrong = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
+             if key in state and tuple(state[key].shape) != tuple(value.shape)]
+    problems = []
+    if missing:
+        problems.append(f"missing generator keys {short_list(missing)}")
+    if extra:
+        problems.append(f"unexpected generator keys {short_list(extra)}")
+    if wrong:
+        problems.append(f"shape mismatch {short_list(wrong)}")
+    if problems:
+        raise WeightsError(f"{source}: " + "; ".join(problems))
+
+
+def generator_from_state(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+    """Build the generator around the loaded tensors (strict keys; no throw-away random init)."""
+    check_state_keys(config, state, source)
+    with torch.device("meta"):
+        generator = make_generator(config)
+    expected = generator.state_dict()
+    tensors = {key: value.to(expected[key].dtype) for key, value in state.items()}  # float16 files -> float32
+    generator.load_state_dict(tensors, strict=True, assign=True)
+    return generator
+
+
+def short_list(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return f"[{shown}{f', ... ({len(items)} in all)' if len(items) > limit else ''}]"

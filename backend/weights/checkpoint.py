@@ -13,14 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import nn
-
-from lama_training.modules import make_generator
+from torch import nn  # noqa: F401 - in the return annotation
 
 from . import safe_unpickle
-from .architecture import infer_generator_config, preset_of
-from .errors import WeightsError
-from .format import check_state_keys, one_line
+from .architecture import generator_from_state, infer_generator_config, preset_of
+from .errors import WeightsError, one_line
 
 GENERATOR_PREFIX = "generator."
 
@@ -59,7 +56,4 @@ def load_checkpoint_generator(path: Path) -> tuple[nn.Module, str | None]:
     """Build the generator the checkpoint describes and load its weights strictly."""
     state = generator_state(read_checkpoint(path), str(path))
     config = infer_generator_config(state, str(path))
-    generator = make_generator(config)
-    check_state_keys(generator, state, str(path))
-    generator.load_state_dict(state, strict=True)
-    return generator, preset_of(config)
+    return generator_from_state(config, state, str(path)), preset_of(config)

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-from .errors import WeightsError
-from .format import one_line
+from .errors import WeightsError, one_line
 
 CHUNK = 1 << 20
 USER_AGENT = "lama-backend-fetch"

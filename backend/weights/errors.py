@@ -10,3 +10,8 @@ from lama_training.utils.cli import CommandError
 
 class WeightsError(CommandError):
     """Weights missing, unreadable, of an unknown kind, or not matching the network: one line."""
+
+
+def one_line(exc: BaseException | object) -> str:
+    """An exception's text squeezed onto one line (torch errors span many)."""
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -18,9 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from lama_training.modules import GeneratorConfig, make_generator
+from lama_training.modules import GeneratorConfig
 
-from .errors import WeightsError
+from .architecture import check_state_keys, generator_from_state
+from .errors import WeightsError, one_line
 
 FORMAT_NAME = "lama-backend-weights"
 FORMAT_VERSION = 1
@@ -36,8 +37,10 @@ def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path
     """
     if dtype not in SUPPORTED_DTYPES:
         raise WeightsError(f"unsupported weights dtype {dtype}: use torch.float32 or torch.float16")
+    state = generator.state_dict()
+    check_state_keys(config, state, f"saving {Path(path).name}")  # the file must rebuild from its config
     tensors = {}
-    for key, value in generator.state_dict().items():
+    for key, value in state.items():
         value = value.detach().to("cpu")
         if value.is_floating_point():
             value = value.to(dtype)
@@ -91,42 +94,10 @@ def load_safetensors_generator(path: str | Path) -> tuple[nn.Module, dict[str, A
     metadata = read_metadata(path)
     try:
         config = GeneratorConfig.from_dict(metadata["generator_config"])
-        generator = make_generator(config)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{path}: stored generator config is not usable ({one_line(exc)})") from None
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: cannot read tensors ({one_line(exc)})") from None
-    check_state_keys(generator, tensors, str(path))
-    expected = generator.state_dict()
-    state = {key: value.to(expected[key].dtype) for key, value in tensors.items()}
-    generator.load_state_dict(state, strict=True)
-    return generator, metadata
-
-
-def check_state_keys(generator: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Missing, extra, or wrongly shaped keys are an error that names them (at most a few)."""
-    expected = generator.state_dict()
-    missing = [key for key in expected if key not in state]
-    extra = [key for key in state if key not in expected]
-    wrong = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
-             if key in state and tuple(state[key].shape) != tuple(value.shape)]
-    problems = []
-    if missing:
-        problems.append(f"missing generator keys {short_list(missing)}")
-    if extra:
-        problems.append(f"unexpected generator keys {short_list(extra)}")
-    if wrong:
-        problems.append(f"shape mismatch {short_list(wrong)}")
-    if problems:
-        raise WeightsError(f"{source}: " + "; ".join(problems))
-
-
-def short_list(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return f"[{shown}{f', ... ({len(items)} in all)' if len(items) > limit else ''}]"
-
-
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return generator_from_state(config, tensors, str(path)), metadata

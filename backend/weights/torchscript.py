@@ -11,8 +11,7 @@ from pathlib import Path
 import torch
 
 from ..models import TorchScriptModel
-from .errors import WeightsError
-from .format import one_line
+from .errors import WeightsError, one_line
 
 BIG_LAMA_TORCHSCRIPT_MD5 = "e3aa4aaa15225a33ec84f9f4bc47e500"
 
