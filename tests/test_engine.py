@@ -133,7 +133,7 @@ def test_float_input_is_clipped_for_the_model_only() -> None:
     assert (out[mask != 0] == np.float32(0.25)).all()
 
 
-def test_model_sees_rgb_not_alpha(tiny_model: GeneratorModel) -> None:
+def test_model_sees_rgb_not_alpha() -> None:
     image = random_image((32, 32, 4), np.uint8)
     mask = two_blob_mask(32, 32)
     model = ScriptedModel()

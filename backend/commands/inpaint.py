@@ -15,13 +15,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lama_training.utils.cli import CommandError
 
-from ._image_files import LOSSY_FORMATS, SUPPORTED_SUFFIXES, LoadedImage, check_writable, read_image, read_mask, \
-    write_image
+from ._image_files import (LOSSY_FORMATS, SUPPORTED_SUFFIXES, LoadedImage, check_writable, read_image, read_mask,
+                           write_image)
+
+if TYPE_CHECKING:  # torch and the engine load only when a command runs, not for `--help`
+    from lama_backend.engine import InpaintEngine, InpaintOptions
 
 log = logging.getLogger("lama_backend.inpaint")
 MASK_SUFFIX = "_mask"
@@ -158,7 +162,7 @@ def plan_folder_jobs(images_dir: Path, masks_dir: Path, output_dir: Path) -> lis
     return [(image, mask, output_dir / image.name) for image, mask in pair_folders(images_dir, masks_dir)]
 
 
-def load_engine(weights: str | None, device: str):
+def load_engine(weights: str | None, device: str) -> InpaintEngine:
     """Find and load the weights (WeightsError is already a one-line CommandError) and log which serve."""
     from lama_backend.engine import InpaintEngine
     from lama_backend.weights import discover_weights, load_model
@@ -169,7 +173,8 @@ def load_engine(weights: str | None, device: str):
     return InpaintEngine(model)
 
 
-def run_job(engine, options, job: tuple[Path, Path, Path], pair: tuple[LoadedImage, np.ndarray]) -> None:
+def run_job(engine: InpaintEngine, options: InpaintOptions, job: tuple[Path, Path, Path],
+            pair: tuple[LoadedImage, np.ndarray]) -> None:
     import torch
 
     from lama_backend.engine import InpaintError
