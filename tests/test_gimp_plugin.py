@@ -427,3 +427,55 @@ def test_interactive_run_shows_the_dialog_and_honours_cancel(plugin, monkeypatch
     assert status == fake_gimp.PDBStatusType.SUCCESS
     assert used == [plugin.job.InpaintSettings(margin=9, grow=3, feather=4, source="visible")]
     assert ("flush",) in plugin.calls
+
+
+# -- a real backend started by the plug-in outlives GIMP's kill --------------------------------------
+_PLUGIN_PROCESS = """
+import sys, time
+sys.path.insert(0, {fakes!r})
+import fake_gimp
+fake_gimp.install(fake_gimp.Recorder(), {plugin!r})
+import lama_gimp_job as job
+backend = job.BackendSettings.from_environment()
+client = job.connect(backend, job.LamaClient, job.ensure_backend, lambda fraction, stage: None)
+print(client.hello()["pid"], flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name == "nt", reason="process groups and SIGKILL are POSIX; Windows uses DETACHED_PROCESS")
+def test_autostarted_backend_survives_gimp_killing_the_plugin_process_group(tmp_path):
+    """GIMP's Cancel SIGKILLs the plug-in's process group; the backend it started must keep serving."""
+    import signal
+    import socket
+
+    from lama_backend.client import LamaClient
+    from tests.helpers.tiny_model import write_tiny_weights
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = "tcp://127.0.0.1:%d" % probe.getsockname()[1]
+    weights = write_tiny_weights(tmp_path / "tiny.safetensors")
+    command = "%s -m lama_backend.cli serve --bind %s --weights %s" % (sys.executable, address, weights)
+    env = dict(os.environ, LAMA_BACKEND_ADDRESS=address, LAMA_BACKEND_COMMAND=command)
+    script = _PLUGIN_PROCESS.format(fakes=str(REPO / "tests" / "gimp"), plugin=str(PLUGIN_DIR))
+    # GIMP starts each plug-in as the leader of its own process group, and kills that group.
+    plugin_process = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=str(REPO),
+                                      stdout=subprocess.PIPE, start_new_session=True)
+    backend_pid = None
+    try:
+        backend_pid = int(plugin_process.stdout.readline() or 0)
+        assert backend_pid, "the plug-in process did not reach a backend"
+        os.killpg(plugin_process.pid, signal.SIGKILL)
+        plugin_process.wait(timeout=10)
+        with LamaClient(address, timeout=5.0) as client:
+            assert client.hello()["pid"] == backend_pid
+            client.shutdown()
+        backend_pid = None
+    finally:
+        if plugin_process.poll() is None:
+            os.killpg(plugin_process.pid, signal.SIGKILL)
+        plugin_process.stdout.close()
+        if backend_pid:
+            os.kill(backend_pid, signal.SIGTERM)
