@@ -73,24 +73,27 @@ def component_boxes(hole: np.ndarray) -> list[Box]:
 
 
 def merge_overlapping(boxes: Iterable[Box]) -> list[Box]:
-    """Replace overlapping boxes by their union until none overlap (a fixed point), top-left first."""
-    pending = list(boxes)
-    while True:
-        merged: list[Box] = []
-        changed = False
-        for box in pending:
-            index = 0
-            while index < len(merged):
-                if merged[index].overlaps(box):
-                    box = box.union(merged.pop(index))
-                    changed = True
-                    index = 0
-                else:
-                    index += 1
-            merged.append(box)
-        pending = merged
-        if not changed:
-            return sorted(pending, key=lambda b: (b.top, b.left))
+    """Replace overlapping boxes by their union until none overlap (a fixed point), top-left first.
+
+    Each incoming box absorbs every kept box it overlaps, again after each growth, so the kept
+    boxes never overlap one another. The overlap test is vectorised: speckled masks on large
+    images can give thousands of boxes.
+    """
+    kept = np.empty((0, 4), dtype=np.int64)  # rows of top, left, bottom, right
+    for box in boxes:
+        current = np.array([box.top, box.left, box.bottom, box.right], dtype=np.int64)
+        while True:
+            hit = ((kept[:, 0] < current[2]) & (current[0] < kept[:, 2])
+                   & (kept[:, 1] < current[3]) & (current[1] < kept[:, 3]))
+            if not hit.any():
+                break
+            absorbed = kept[hit]
+            current = np.concatenate([np.minimum(current[:2], absorbed[:, :2].min(axis=0)),
+                                      np.maximum(current[2:], absorbed[:, 2:].max(axis=0))])
+            kept = kept[~hit]
+        kept = np.vstack([kept, current])
+    merged = [Box(*(int(v) for v in row)) for row in kept]
+    return sorted(merged, key=lambda b: (b.top, b.left))
 
 
 def plan_crops(hole: np.ndarray, margin: int, min_side: int) -> list[Box]:
