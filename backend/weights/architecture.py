@@ -102,13 +102,17 @@ def preset_of(config: GeneratorConfig) -> str | None:
     return None
 
 
-def check_state_keys(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Missing, extra, or wrongly shaped keys are an error that names them (the first few)."""
+def meta_generator(config: GeneratorConfig, source: str) -> nn.Module:
+    """The generator with shapes only (meta device): no memory, no random initialisation."""
     try:
-        with torch.device("meta"):  # shapes only: no memory, no random init
-            expected = make_generator(config).state_dict()
+        with torch.device("meta"):
+            return make_generator(config)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{source}: generator config is not usable ({one_line(exc)})") from None
+
+
+def check_state_keys(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Missing, extra, or wrongly shaped keys are an error that names them (the first few)."""
     missing = [key for key in expected if key not in state]
     extra = [key for key in state if key not in expected]
     wrong = [f"{key} {tuple(state[key].shape)} != {tuple(value.shape)}" for key, value in expected.items()
@@ -126,10 +130,9 @@ def check_state_keys(config: GeneratorConfig, state: Mapping[str, torch.Tensor],
 
 def generator_from_state(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Build the generator around the loaded tensors (strict keys; no throw-away random init)."""
-    check_state_keys(config, state, source)
-    with torch.device("meta"):
-        generator = make_generator(config)
+    generator = meta_generator(config, source)
     expected = generator.state_dict()
+    check_state_keys(expected, state, source)
     tensors = {key: value.to(expected[key].dtype) for key, value in state.items()}  # float16 files -> float32
     generator.load_state_dict(tensors, strict=True, assign=True)
     return generator

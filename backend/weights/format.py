@@ -20,7 +20,7 @@ from torch import nn
 
 from lama_training.modules import GeneratorConfig
 
-from .architecture import check_state_keys, generator_from_state
+from .architecture import check_state_keys, generator_from_state, meta_generator
 from .errors import WeightsError, one_line
 
 FORMAT_NAME = "lama-backend-weights"
@@ -38,7 +38,8 @@ def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path
     if dtype not in SUPPORTED_DTYPES:
         raise WeightsError(f"unsupported weights dtype {dtype}: use torch.float32 or torch.float16")
     state = generator.state_dict()
-    check_state_keys(config, state, f"saving {Path(path).name}")  # the file must rebuild from its config
+    source = f"saving {Path(path).name}"
+    check_state_keys(meta_generator(config, source).state_dict(), state, source)  # must rebuild from its config
     tensors = {}
     for key, value in state.items():
         value = value.detach().to("cpu")
