@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -249,14 +250,18 @@ def _gimp_console(root: Path, profile_in_root: str, script: str, env: Mapping[st
            "-b", "-", "--quit"]
     full_env = chroot_env({"GIMP3_DIRECTORY": profile_in_root, **env})
     start = time.monotonic()
+    # Its own process group, so a hung GIMP goes down with every plug-in it started and leaves
+    # nothing running inside the root (which must be unmounted afterwards).
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full_env, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, input=script, capture_output=True, text=True, env=full_env, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        return BatchResult(124, out, err + f"\n[gimp-console timed out after {timeout} s]",
-                           time.monotonic() - start)
-    return BatchResult(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        out, err = proc.communicate(script, timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        code, err = 124, err + "\n[gimp-console timed out after %s s and was killed]" % timeout
+    return BatchResult(code, out, err, time.monotonic() - start)
 
 
 @contextlib.contextmanager
