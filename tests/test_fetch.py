@@ -59,6 +59,16 @@ def test_cli_downloads_verifies_and_unpacks_the_archive(cache: Path, capsys: pyt
     assert code == 0 and "already installed" in capsys.readouterr().out
 
 
+def test_a_file_downloaded_elsewhere_is_verified_and_installed(cache: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    copied = tmp_path / "usb" / "big-lama.zip"
+    copied.parent.mkdir()
+    copied.write_bytes(big_lama_zip_bytes(seed=2))
+    assert main(["fetch", "big-lama", "--url", str(copied)]) == 0, capsys.readouterr().err
+    assert (cache / "big-lama" / "models" / "best.ckpt").is_file()
+    assert copied.is_file()  # the user's copy is left alone
+
+
 def test_interrupted_download_resumes_with_a_range_request(cache: Path) -> None:
     archive = big_lama_zip_bytes(seed=5)
     cache.mkdir(parents=True)
@@ -86,7 +96,8 @@ def test_offline_fails_fast_with_one_line_saying_what_to_do(cache: Path, capsys:
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1
-    assert "cannot reach" in err and "download" in err and str(cache) in err
+    assert "cannot reach" in err and str(cache) in err
+    assert "download big-lama.zip on a connected machine, then run `lama-backend fetch big-lama --url" in err
     assert elapsed < 5  # a refused connection is reported at once, not after retries
     assert not (cache / "big-lama").exists()
 

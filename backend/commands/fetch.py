@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(default ~/.cache/lama-backend), where `serve` and `inpaint` find it.")
     parser.add_argument("name", nargs="?", choices=sorted(REGISTRY), help="which weights (omit with --list)")
     parser.add_argument("--list", action="store_true", help="show the known weights and where weights are looked for")
-    parser.add_argument("--url", default=None, help="download from this URL instead of the published one (a mirror)")
+    parser.add_argument("--url", default=None,
+                        help="download from this URL (a mirror) or take this local file instead of the published one")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                         help=f"network timeout in seconds (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--force", action="store_true", help="download again even if already installed")

@@ -42,10 +42,19 @@ def known_weights(name: str) -> KnownWeights:
 
 def manual_hint(entry: KnownWeights, directory: Path) -> str:
     """What an offline user should do by hand (the error before it names the URL)."""
-    if entry.archive:
-        return (f"download {entry.filename} yourself and unzip it into {directory} "
-                f"(giving {directory / entry.installed}), or pass --weights PATH")
-    return f"download {entry.filename} yourself and save it as {directory / entry.installed}, or pass --weights PATH"
+    place = (f"unzip it into {directory} (giving {directory / entry.installed})" if entry.archive
+             else f"save it as {directory / entry.installed}")
+    return (f"download {entry.filename} on a connected machine, then run `lama-backend fetch {entry.name} "
+            f"--url /path/to/{entry.filename}` or {place}")
+
+
+def as_url(location: str) -> str:
+    """A local file (a download copied from elsewhere) becomes a file:// URL; URLs pass through."""
+    if "://" not in location:
+        path = Path(location).expanduser()
+        if path.is_file():
+            return path.resolve().as_uri()
+    return location
 
 
 def fetch(name: str, *, url: str | None = None, directory: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
@@ -53,7 +62,7 @@ def fetch(name: str, *, url: str | None = None, directory: Path | None = None, t
     """Fetch a registry entry by name; `url` replaces its published location (mirrors, tests)."""
     entry = known_weights(name)
     if url is not None:
-        entry = dataclasses.replace(entry, url=url)
+        entry = dataclasses.replace(entry, url=as_url(url))
     return fetch_entry(entry, directory=directory, timeout=timeout, force=force, progress=progress)
 
 
