@@ -35,6 +35,7 @@ def assemble(frames: Sequence[Any], width: int, height: int, channels: int, dtyp
 
 
 def to_rgb_order(image: np.ndarray, layout: str) -> np.ndarray:
+    """Swap R and B for BGR(A) layouts (a new array); RGB(A) comes back as is."""
     if layout == "BGR":
         return image[..., [2, 1, 0]]
     if layout == "BGRA":
