@@ -97,3 +97,22 @@ def test_inert_objects_keep_what_the_pickle_said() -> None:
     assert isinstance(result, InertObject) and not isinstance(result, DictConfigLike)
     assert result.pickled_global.endswith(".DictConfigLike")
     assert result.state == {"content": {"generator": {"ngf": 64}}}
+
+
+class CallsABoundMethod:
+    """`__reduce__` returning a bound method: pickled as getattr(obj, name), then called."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return Path(self.path).write_text, ("pickled code ran",)
+
+
+def test_pickled_bound_methods_stay_inert_when_called(tmp_path: Path) -> None:
+    marker = tmp_path / "bound"
+    data = pickle.dumps(CallsABoundMethod(str(marker)), protocol=2)
+    result = loads(data)
+    assert not marker.exists()
+    assert isinstance(result, InertObject)
+    assert result.pickled_global == "builtins.getattr()" and result.args == ("pickled code ran",)

@@ -75,6 +75,10 @@ class InertObject:
     def extend(self, values: Any) -> None:
         self.__dict__["list"].extend(values)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> "InertObject":
+        """A pickled bound method (`getattr(obj, name)`) may be called in turn; that stays inert too."""
+        return placeholder_class(self.pickled_global, "()")(*args)
+
     def __repr__(self) -> str:
         return f"<inert {self.pickled_global}>"
 
@@ -86,7 +90,8 @@ def placeholder_class(module: str, name: str) -> type[InertObject]:
     """One inert class per pickled global, so equal names compare as the same type."""
     key = (str(module), str(name))
     if key not in _PLACEHOLDERS:
-        _PLACEHOLDERS[key] = type("Inert", (InertObject,), {"pickled_global": f"{key[0]}.{key[1]}"})
+        separator = "" if key[1] == "()" else "."
+        _PLACEHOLDERS[key] = type("Inert", (InertObject,), {"pickled_global": f"{key[0]}{separator}{key[1]}"})
     return _PLACEHOLDERS[key]
 
 
