@@ -4,6 +4,8 @@ from __future__ import annotations
 import builtins
 import collections
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +177,25 @@ def test_unpacked_archive_directory_loads_its_best_ckpt(tmp_path: Path, referenc
     (models / "best.ckpt").write_bytes((reference_dir / "ffc_small_lightning.ckpt").read_bytes())
     model = load_model(tmp_path / "big-lama", device="cpu")
     assert str(models / "best.ckpt") in model.source
+
+
+def test_real_omegaconf_config_is_never_imported(tmp_path: Path, reference_dir: Path) -> None:
+    """The official file pickles omegaconf's DictConfig: loading it must not even import omegaconf."""
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"generator": {"kind": "ffc_resnet", "ngf": 8, "n_blocks": 2},
+                               "losses": [{"kind": "l1", "weight": 10}]})
+    path = tmp_path / "best.ckpt"
+    torch.save(lightning_checkpoint(fixture_state(reference_dir), hyper_parameters=config), path)
+    probe = (
+        "import sys\n"
+        "from lama_backend.weights import load_model\n"
+        "from lama_backend.weights.checkpoint import read_checkpoint\n"
+        f"model = load_model({str(path)!r}, device='cpu')\n"
+        f"hyper = read_checkpoint(__import__('pathlib').Path({str(path)!r}))['hyper_parameters']\n"
+        "print(model.generator.config.n_blocks, hyper.pickled_global,\n"
+        "      sorted(name for name in sys.modules if name.split('.')[0] in ('omegaconf', 'antlr4')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "omegaconf.dictconfig.DictConfig", "[]"]
