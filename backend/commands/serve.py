@@ -5,6 +5,7 @@ import argparse
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 
 from lama_training.utils.cli import CommandError
@@ -31,15 +32,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from ..server import Server, ServerConfig, ServerError
-    from ..server.inpainter import load_inpainter
-
     if args.max_pixels < 1 or args.max_queued < 1:
         raise CommandError("--max-pixels and --max-queued must be at least 1")
+    server_log = logging.getLogger("lama_backend")
+    if server_log.getEffectiveLevel() > logging.INFO:
+        server_log.setLevel(logging.INFO)  # a daemon's log says what it serves and which jobs ran
+    handler = None
     if args.log_file is not None:
         handler = logging.FileHandler(args.log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(handler)
+    try:
+        return run_server(args)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from ..server import Server, ServerConfig, ServerError
+    from ..server.inpainter import load_inpainter
+
     config = ServerConfig(bind=args.bind, token=args.token or None, curve_secret_file=args.curve_secret_file,
                           curve_clients_dir=args.curve_clients, max_pixels=args.max_pixels,
                           max_queued_per_client=args.max_queued)
@@ -55,8 +69,14 @@ def serve(args: argparse.Namespace) -> int:
     except BaseException:
         server.close()
         raise
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: server.request_stop())
-    server.serve_forever()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, frame: server.request_stop())
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     logging.getLogger("lama_backend.server").info("stopped")
     return 0

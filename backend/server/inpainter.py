@@ -82,16 +82,7 @@ class IdentityInpainter:
 
 
 def load_inpainter(weights: Optional[str], device: str) -> EngineInpainter:
-    """The inpainter `serve` runs: weights found by `discover_weights`, loaded on `device`."""
-    from lama_backend import weights as weights_package
+    """The inpainter `serve` runs: `--weights`, else what `discover_weights` finds, on `device`."""
+    from lama_backend.weights import discover_weights, load_model
 
-    if weights is None:
-        discover = getattr(weights_package, "discover_weights", None)
-        if discover is None:
-            from lama_training.utils.cli import CommandError
-
-            raise CommandError("no weights given: pass --weights PATH or set LAMA_WEIGHTS")
-        path = discover(None)
-    else:
-        path = weights
-    return EngineInpainter(weights_package.load_model(path, device))
+    return EngineInpainter(load_model(discover_weights(weights), device))
