@@ -4,7 +4,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import socket
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -214,3 +217,17 @@ def test_progress_bar_lines() -> None:
     lines = stream.getvalue().splitlines()
     assert lines[-1].startswith("big-lama [##########] 100% 100.0/100.0 MB")
     assert 2 <= len(lines) <= 12  # not a terminal: about one line per 10 %, not one per chunk
+
+
+def test_installed_command_offline_exits_2_with_one_line(cache: Path) -> None:
+    """The real console script, as a user runs it: no traceback, one line, exit code 2."""
+    script = Path(sys.executable).with_name("lama-backend")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "lama_backend.cli"]
+    env = dict(os.environ)  # the cache fixture's XDG_CACHE_HOME and HOME
+    result = subprocess.run([*command, "fetch", "big-lama-torchscript", "--url", closed_port_url().replace(".zip", ".pt")],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lama-backend: error: cannot reach http://127.0.0.1:")
+    assert f"save it as {cache / 'big-lama.pt'}" in lines[0]
