@@ -86,12 +86,19 @@ class MaskGenerator:
         self.rng = np.random.default_rng(seed)
 
     def sample_kind(self) -> str:
+        """Which kind the next mask of the own stream would be drawn from (advances the stream)."""
         probabilities = np.array([p for p, _ in self._kinds])
         return self._kinds[int(self.rng.choice(len(self._kinds), p=probabilities))][1]
 
     def __call__(self, height: int, width: int) -> np.ndarray:
-        if self.sample_kind() == "irregular":
-            mask = sample_irregular_mask(height, width, self.config.irregular, self.rng)
+        return self.sample(height, width, self.rng)
+
+    def sample(self, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+        """One mask drawn from `rng` instead of the generator's own stream."""
+        probabilities = np.array([p for p, _ in self._kinds])
+        kind = self._kinds[int(rng.choice(len(self._kinds), p=probabilities))][1]
+        if kind == "irregular":
+            mask = sample_irregular_mask(height, width, self.config.irregular, rng)
         else:
-            mask = sample_box_mask(height, width, self.config.box, self.rng)
+            mask = sample_box_mask(height, width, self.config.box, rng)
         return mask.astype(np.float32)
