@@ -88,6 +88,23 @@ def test_sixteen_bit_grey_png_stays_sixteen_bit(tmp_path: Path, weights: Path) -
     assert np.array_equal(result, np.rint(rgb.mean(axis=2)).astype(np.uint16)), "grey = rounded channel mean"
 
 
+@pytest.mark.parametrize("channels, suffix", [(3, ".png"), (4, ".png"), (3, ".tif"), (4, ".tif")])
+def test_sixteen_bit_colour_keeps_all_sixteen_bits(tmp_path: Path, weights: Path, channels: int, suffix: str) -> None:
+    """Pillow would decode these as 8 bit; the CLI must keep every unmasked 16-bit sample."""
+    import cv2
+
+    pixels = np.random.default_rng(4).integers(0, 65536, (40, 48, channels), dtype=np.uint16)
+    mask = blob_mask(40, 48)
+    order = [2, 1, 0, 3][:channels]
+    cv2.imwrite(str(tmp_path / f"in{suffix}"), pixels[..., order])
+    assert run_cli(tmp_path / f"in{suffix}", save(tmp_path / "m.png", mask), "-o", tmp_path / f"o{suffix}",
+                   "--weights", weights) == 0
+    result = cv2.imread(str(tmp_path / f"o{suffix}"), cv2.IMREAD_UNCHANGED)[..., order]
+    assert result.dtype == np.uint16 and result.shape == pixels.shape
+    assert np.array_equal(result[mask == 0], pixels[mask == 0])
+    assert np.array_equal(result, engine_result(weights, pixels, mask))
+
+
 @pytest.mark.parametrize("mode, suffix", [("L", ".png"), ("LA", ".png"), ("RGB", ".tif"), ("RGBA", ".webp"),
                                           ("F", ".tif"), ("P", ".png")])
 def test_lossless_formats_keep_unmasked_pixels_and_mode(tmp_path: Path, weights: Path, mode: str, suffix: str) -> None:

@@ -4,7 +4,9 @@ Images come in as H x W x 3|4 arrays the engine takes (uint8, uint16 for 16-bit 
 for 32-bit float grey) together with the Pillow mode to write back, so a grey 16-bit PNG
 (`I;16`) stays 16-bit grey and RGBA keeps its alpha. Grey images are given to the engine as
 three equal channels and written back as the rounded channel mean, which is exact wherever
-nothing was painted. Pillow reads 16-bit colour PNGs as 8 bit; that limit is Pillow's.
+nothing was painted. Pillow decodes 16-bit colour PNG and TIFF files as 8 bit, which would
+silently lose precision outside the hole, so those files are read and written with OpenCV instead
+(modes `RGB;16` / `RGBA;16` here).
 
 Masks become one channel: the alpha channel when the file has one that is not fully opaque
 (strokes painted on a transparent layer), otherwise the largest colour channel (white, or any
@@ -16,7 +18,9 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -27,13 +31,14 @@ FORMATS_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TI
 SUPPORTED_SUFFIXES = tuple(FORMATS_BY_SUFFIX)
 # which stored modes each format can hold without losing precision or alpha
 WRITABLE_MODES = {
-    "PNG": {"RGB", "RGBA", "L", "LA", "I;16"},
-    "TIFF": {"RGB", "RGBA", "L", "LA", "I;16", "F"},
+    "PNG": {"RGB", "RGBA", "L", "LA", "I;16", "RGB;16", "RGBA;16"},
+    "TIFF": {"RGB", "RGBA", "L", "LA", "I;16", "F", "RGB;16", "RGBA;16"},
     "JPEG": {"RGB", "L"},
     "WEBP": {"RGB", "RGBA", "L", "LA"},
 }
 LOSSY_FORMATS = {"JPEG"}
 SIXTEEN_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N"}
+SIXTEEN_BIT_COLOUR = {"RGB;16", "RGBA;16"}
 
 
 @dataclass
@@ -70,11 +75,44 @@ def _grey_to_rgb(grey: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarra
     return np.stack(channels, axis=2)
 
 
+def _stores_16_bit_colour(image: Image.Image) -> bool:
+    """True for PNG/TIFF files whose colour samples have 16 bits (Pillow hands them out as 8 bit)."""
+    if image.mode not in ("RGB", "RGBA"):
+        return False
+    if image.format == "PNG":
+        return image.info.get("bitdepth", 8) == 16 or _png_bit_depth(image) == 16
+    if image.format == "TIFF":
+        bits = getattr(image, "tag_v2", {}).get(258, (8,))
+        return max(bits if isinstance(bits, tuple) else (bits,)) == 16
+    return False
+
+
+def _png_bit_depth(image: Image.Image) -> int:
+    """The IHDR bit depth byte of a PNG file (offset 24: 8-byte signature, length, type, w, h)."""
+    try:
+        with open(image.filename, "rb") as handle:  # type: ignore[attr-defined]
+            header = handle.read(25)
+    except (OSError, AttributeError, TypeError):
+        return 8
+    return header[24] if len(header) == 25 else 8
+
+
+def _read_16_bit_colour(path: Path) -> np.ndarray:
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise CommandError(f"{path}: cannot decode this 16-bit colour image")
+    order = [2, 1, 0, 3][: pixels.shape[2]]  # OpenCV's BGR(A) -> RGB(A)
+    return np.ascontiguousarray(pixels[..., order])
+
+
 def read_image(path: Path) -> LoadedImage:
     """An RGB(A) array in uint8 / uint16 / float32 and the mode to write the result in."""
     image = open_image(path)
     icc = image.info.get("icc_profile")
     mode = image.mode
+    if _stores_16_bit_colour(image):
+        pixels = _read_16_bit_colour(path)
+        return LoadedImage(pixels, "RGBA;16" if pixels.shape[2] == 4 else "RGB;16", icc)
     if mode in ("RGB", "RGBA"):
         return LoadedImage(np.asarray(image), mode, icc)
     if mode == "L":
@@ -150,9 +188,22 @@ def to_pillow(pixels: np.ndarray, mode: str) -> Image.Image:
     return Image.fromarray(grey)
 
 
+def _encode_16_bit_colour(path: Path, pixels: np.ndarray, fmt: str) -> bytes:
+    order = [2, 1, 0, 3][: pixels.shape[2]]
+    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tif",
+                               np.ascontiguousarray(pixels[..., order].astype(np.uint16)))
+    if not ok:
+        raise CommandError(f"{path}: cannot encode a 16-bit colour {fmt}")
+    return encoded.tobytes()
+
+
 def write_image(path: Path, pixels: np.ndarray, mode: str, icc_profile: bytes | None = None) -> None:
     """Write atomically (temporary file, then rename), so a failure never leaves half a file."""
     fmt = check_writable(path, mode)
+    if mode in SIXTEEN_BIT_COLOUR:
+        encoded = _encode_16_bit_colour(path, pixels, fmt)
+        _write_atomically(path, lambda stream: stream.write(encoded))
+        return
     image = to_pillow(pixels, mode)
     options: dict[str, object] = {}
     if icc_profile:
@@ -161,12 +212,16 @@ def write_image(path: Path, pixels: np.ndarray, mode: str, icc_profile: bytes | 
         options.update(lossless=True, exact=True)  # exact: keep the colour of transparent pixels
     elif fmt == "JPEG":
         options["quality"] = 95
+    _write_atomically(path, lambda stream: image.save(stream, format=fmt, **options))
+
+
+def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as stream:
-                image.save(stream, format=fmt, **options)
+                write(stream)
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
