@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from ..data.config import AugmentConfig
 from ..losses.config import LossConfig
 from ..masks.config import MaskConfig
 from ..modules.discriminator import DiscriminatorConfig
@@ -43,6 +44,7 @@ class DataConfig:
     eval_batch_size: int = 8
     eval_max_images: int = 0    # 0 = the whole evaluation set
     mask: MaskConfig = field(default_factory=MaskConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         if self.crop_size < 64 or self.crop_size % 8:

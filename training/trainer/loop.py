@@ -192,7 +192,7 @@ def wrap_for_ddp(module: nn.Module, context: DistributedContext, sync_batchnorm:
             raise ValueError("trainer.sync_batchnorm needs CUDA devices (SyncBatchNorm has no CPU kernel)")
         module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
     device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=True)
+    return DistributedDataParallel(module, device_ids=device_ids)  # buffers follow rank 0 at each forward
 
 
 def checkpoint_payload(networks: Networks, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
