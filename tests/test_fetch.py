@@ -83,6 +83,32 @@ def test_interrupted_download_resumes_with_a_range_request(cache: Path) -> None:
     assert (result.installed / "models" / "best.ckpt").is_file()
 
 
+def test_dropped_connection_leaves_a_part_file_that_the_next_run_continues(cache: Path) -> None:
+    archive = big_lama_zip_bytes(seed=7)
+    with serve_files({"/a.zip": archive}) as server:
+        server.cut_after = 5000
+        with pytest.raises(WeightsError) as caught:
+            fetch("big-lama", url=f"{server.base_url}/a.zip", progress=lambda *a: None)
+        assert str(caught.value).endswith(f"(5000 of {len(archive)} bytes); run the same command again to continue")
+        assert (cache / "big-lama.zip.part").read_bytes() == archive[:5000]
+        assert not (cache / "big-lama").exists()
+        server.cut_after = None
+        result = fetch("big-lama", url=f"{server.base_url}/a.zip", progress=lambda *a: None)
+    assert server.requests[-1] == ("/a.zip", "bytes=5000-")
+    assert result.sha256 == hashlib.sha256(archive).hexdigest()
+
+
+def test_complete_part_file_is_verified_without_downloading_again(cache: Path) -> None:
+    archive = big_lama_zip_bytes(seed=8)
+    cache.mkdir(parents=True)
+    (cache / "big-lama.zip.part").write_bytes(archive)
+    with serve_files({"/a.zip": archive}) as server:  # answers 416: nothing left to send
+        result = fetch("big-lama", url=f"{server.base_url}/a.zip", progress=lambda *a: None)
+    assert server.requests == [("/a.zip", f"bytes={len(archive)}-")]
+    assert result.sha256 == hashlib.sha256(archive).hexdigest()
+    assert (result.installed / "models" / "best.ckpt").is_file()
+
+
 def test_server_that_ignores_range_restarts_cleanly(cache: Path) -> None:
     archive = big_lama_zip_bytes(seed=6)
     cache.mkdir(parents=True)
@@ -224,7 +250,8 @@ def test_installed_command_offline_exits_2_with_one_line(cache: Path) -> None:
     script = Path(sys.executable).with_name("lama-backend")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "lama_backend.cli"]
     env = dict(os.environ)  # the cache fixture's XDG_CACHE_HOME and HOME
-    result = subprocess.run([*command, "fetch", "big-lama-torchscript", "--url", closed_port_url().replace(".zip", ".pt")],
+    url = closed_port_url().replace(".zip", ".pt")
+    result = subprocess.run([*command, "fetch", "big-lama-torchscript", "--url", url],
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 2
     assert result.stdout == ""

@@ -23,6 +23,10 @@ CHUNK = 1 << 20
 USER_AGENT = "lama-backend-fetch"
 
 
+class DownloadInterrupted(WeightsError):
+    """The transfer started and broke off; the `.part` file stays for the next run to continue."""
+
+
 @dataclass
 class Downloaded:
     path: Path
@@ -83,14 +87,13 @@ def download(url: str, part: Path, *, timeout: float = 10.0,
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s)/file URLs from the registry or the user
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - registry or user URL
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:  # the .part file is already complete
             return Downloaded(part, offset, md5.hexdigest(), sha256.hexdigest(), offset)
         raise WeightsError(f"download failed: HTTP {exc.code} {exc.reason} from {url}") from None
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise WeightsError(f"cannot reach {url} ({one_line(reason) if isinstance(reason, BaseException) else reason})") from None
+        raise WeightsError(f"cannot reach {url} ({one_line(getattr(exc, 'reason', exc))})") from None
     with response:
         status = getattr(response, "status", 200)
         if offset and status != 206:  # the server ignored Range: start again
@@ -110,10 +113,10 @@ def download(url: str, part: Path, *, timeout: float = 10.0,
                     if progress is not None:
                         progress(done, total, fresh)
         except (OSError, socket.timeout, http.client.HTTPException) as exc:
-            raise WeightsError(f"download of {url} interrupted after {done / 1e6:.1f} MB ({one_line(exc)}); "
+            raise DownloadInterrupted(f"download of {url} interrupted after {done / 1e6:.1f} MB ({one_line(exc)}); "
                                "run the same command again to continue") from None
     if total is not None and done != total:
-        raise WeightsError(f"download of {url} ended early ({done} of {total} bytes); "
+        raise DownloadInterrupted(f"download of {url} ended early ({done} of {total} bytes); "
                            "run the same command again to continue")
     if progress is not None and total is None:
         progress(done, done, fresh)

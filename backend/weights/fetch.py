@@ -18,7 +18,7 @@ from typing import Callable
 
 from .checkpoint import load_checkpoint_generator
 from .discovery import cache_dir
-from .download import ProgressBar, download
+from .download import DownloadInterrupted, ProgressBar, download
 from .errors import WeightsError
 from .registry import REGISTRY, KnownWeights
 
@@ -77,6 +77,8 @@ def fetch_entry(entry: KnownWeights, *, directory: Path | None = None, timeout: 
         progress = ProgressBar(entry.name)
     try:
         result = download(entry.url, part, timeout=timeout, progress=progress)
+    except DownloadInterrupted:
+        raise  # running the command again continues the .part file
     except WeightsError as exc:
         raise WeightsError(f"{exc}; {manual_hint(entry, directory)}") from None
     if entry.md5 is not None and result.md5 != entry.md5:

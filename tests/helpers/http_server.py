@@ -4,16 +4,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from contextlib import contextmanager
+from typing import Iterator
 
 
 @dataclass
 class ServedFiles:
-    """URL path -> bytes; `ranges` False makes the server ignore Range like some mirrors do."""
+    """URL path -> bytes; `ranges` False makes the server ignore Range like some mirrors do;
+    `cut_after` N sends only the first N bytes of a response, then drops the connection."""
 
     files: dict[str, bytes]
     ranges: bool = True
+    cut_after: int | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
     base_url: str = ""
 
@@ -42,7 +44,11 @@ def serve_files(files: dict[str, bytes], ranges: bool = True) -> Iterator[Served
                 self.send_response(200)
             self.send_header("Content-Length", str(len(data) - start))
             self.end_headers()
-            self.wfile.write(data[start:])
+            body = data[start:]
+            if served.cut_after is not None:
+                body = body[:served.cut_after]
+                self.close_connection = True
+            self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:  # keep test output clean
             pass
