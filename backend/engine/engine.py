@@ -11,6 +11,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lama_training.deepgin.subimage import merge, split, stride_for
+
 from ..models import InpaintModel
 from .compositing import composite_into, layer_into
 from .crops import Box, plan_crops
@@ -25,6 +27,8 @@ ProgressCallback = Callable[[float, str], None]
 # The generators downsample three times and reflect-pad by 1 at the bottleneck, so they need
 # at least 16 px per side; 32 leaves room and costs nothing.
 MIN_MODEL_SIDE = 32
+# side of the sub-images of the "subimage" strategy (DeepGIN's training size)
+SUBIMAGE_SIDE = 256
 
 
 def hole_weights(mask: np.ndarray, options: InpaintOptions) -> np.ndarray:
@@ -87,14 +91,16 @@ class InpaintEngine:
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled before region {index + 1} of {len(boxes)}")
             report(index / len(boxes), f"inpainting region {index + 1}/{len(boxes)}")
-            prediction = self.predict(image[box.slices], hole[box.slices])
+            prediction = self.predict(image[box.slices], hole[box.slices], options.strategy == "subimage")
             write(out[box.slices], image[box.slices], prediction, weight[box.slices])
         report(1.0, "done")
         return out
 
-    def predict(self, pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    def predict(self, pixels: np.ndarray, hole: np.ndarray, subimages: bool = False) -> np.ndarray:
         """The model's H x W x 3 float32 prediction for one crop (RGB of `pixels`, boolean hole)."""
         height, width = hole.shape
+        if subimages and max(height, width) > SUBIMAGE_SIDE:
+            return self._predict_subimages(pixels, hole)
         modulo = self.model.pad_modulo
         rgb = pad_to_modulo(to_unit(pixels[..., :3]), modulo, MIN_MODEL_SIDE)
         mask = pad_to_modulo(hole.astype(np.float32), modulo, MIN_MODEL_SIDE)
@@ -108,3 +114,20 @@ class InpaintEngine:
                                    f"for input {tuple(rgb_tensor.shape)}")
             result = predicted[0, :, :height, :width].float().cpu().numpy()
         return np.ascontiguousarray(result.transpose(1, 2, 0))
+
+    def _predict_subimages(self, pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Inpaint the crop as strided 256 x 256 sub-images, one at a time, and re-interleave."""
+        height, width = hole.shape
+        stride = stride_for(height, width, SUBIMAGE_SIDE)
+        rgb = torch.from_numpy(np.ascontiguousarray(to_unit(pixels[..., :3]).transpose(2, 0, 1)))[None]
+        mask = torch.from_numpy(hole.astype(np.float32))[None, None]
+        rgb_parts, mask_parts = split(rgb, stride, SUBIMAGE_SIDE), split(mask, stride, SUBIMAGE_SIDE)
+        predicted = torch.empty_like(rgb_parts)
+        for index in range(rgb_parts.shape[0]):
+            if mask_parts[index].any():
+                sub_pixels = rgb_parts[index].permute(1, 2, 0).numpy()
+                sub_hole = mask_parts[index, 0].numpy() > 0
+                predicted[index] = torch.from_numpy(self.predict(sub_pixels, sub_hole).transpose(2, 0, 1))
+            else:
+                predicted[index] = rgb_parts[index]
+        return np.ascontiguousarray(merge(predicted, stride, height, width)[0].permute(1, 2, 0).numpy())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .errors import InpaintError
 
-STRATEGIES = ("crop", "whole")
+STRATEGIES = ("crop", "whole", "subimage")
 OUTPUTS = ("composite", "layer")
 
 
@@ -17,7 +17,9 @@ class InpaintOptions:
     grow: dilate the hole by this many pixels (Euclidean disk) before inpainting.
     feather: width in pixels of the blend ramp inside the hole (0 = hard edge).
     margin: context kept around each mask component in the crop strategy.
-    strategy: "crop" (one model run per merged component box) or "whole" (one run on the image).
+    strategy: "crop" (one model run per merged component box), "whole" (one run on the image), or
+        "subimage" (DeepGIN's method: crops as for "crop", each split by strided sub-sampling into
+        256 x 256 sub-images that are inpainted separately and re-interleaved).
     soft_mask: mask values are blend weights instead of a yes/no hole.
     output: "composite" (the full image) or "layer" (RGBA, prediction in the hole, 0 elsewhere).
     """
