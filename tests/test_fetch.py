@@ -152,21 +152,23 @@ def test_http_error_is_reported(cache: Path) -> None:
     ({"big-lama/config.yaml": b"x"}, r"missing big-lama/models/best\.ckpt"),
     ({"big-lama/config.yaml": b"x", "big-lama/models/best.ckpt": b"x", "../evil.txt": b"x"}, "outside the archive"),
     ({"big-lama/config.yaml": b"x", "big-lama/models/best.ckpt": b"not a checkpoint"}, "does not load"),
+    (None, "damaged zip archive"),
 ])
 def test_bad_archives_are_refused_and_nothing_is_installed(cache: Path, members: dict, message: str) -> None:
-    with serve_files({"/a.zip": big_lama_zip_bytes(members=members)}) as server:
-        with pytest.raises(WeightsError, match=message):
+    data = big_lama_zip_bytes(members=members) if members is not None else b"PK\x03\x04 truncated"
+    with serve_files({"/a.zip": data}) as server:
+        with pytest.raises(WeightsError, match=message) as caught:
             fetch("big-lama", url=f"{server.base_url}/a.zip", progress=lambda *a: None)
-    assert not (cache / "big-lama").exists()
+    assert str(caught.value).endswith("(download deleted; run the command again)")
+    assert list(cache.iterdir()) == []  # no install, no .part to resume, no unpacking folder
     assert not (cache.parent / "evil.txt").exists()
-    assert [p.name for p in cache.iterdir() if not p.name.endswith(".part")] == [] or not cache.exists()
 
 
 def test_archive_with_extra_generator_keys_is_refused(cache: Path) -> None:
     with serve_files({"/a.zip": big_lama_zip_bytes(extra_generator_key=True)}) as server:
         with pytest.raises(WeightsError, match=r"unexpected generator keys \[model\.99\.weight\]"):
             fetch("big-lama", url=f"{server.base_url}/a.zip", progress=lambda *a: None)
-    assert not (cache / "big-lama").exists() and not (cache / "big-lama.zip.part").exists()
+    assert list(cache.iterdir()) == []
 
 
 def scripted_bytes() -> bytes:

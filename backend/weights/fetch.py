@@ -19,7 +19,7 @@ from typing import Callable
 from .checkpoint import load_checkpoint_generator
 from .discovery import cache_dir
 from .download import DownloadInterrupted, ProgressBar, download
-from .errors import WeightsError
+from .errors import WeightsError, one_line
 from .registry import REGISTRY, KnownWeights
 
 DEFAULT_TIMEOUT = 10.0
@@ -93,14 +93,12 @@ def fetch_entry(entry: KnownWeights, *, directory: Path | None = None, timeout: 
         preset = install_archive(entry, part, directory)
         part.unlink()
     else:
-        if installed.exists():
-            installed.unlink()
         part.replace(installed)
         preset = None
     return FetchResult(installed, result.sha256, preset)
 
 
-def check_members(entry: KnownWeights, archive: zipfile.ZipFile, source: Path) -> None:
+def check_members(entry: KnownWeights, archive: zipfile.ZipFile, source: str) -> None:
     """Every required file present; nothing that would land outside the target folder."""
     names = archive.namelist()
     for name in names:
@@ -113,31 +111,38 @@ def check_members(entry: KnownWeights, archive: zipfile.ZipFile, source: Path) -
 
 
 def install_archive(entry: KnownWeights, archive_path: Path, directory: Path) -> str | None:
-    """Unpack into a temporary folder beside the target, check the generator, then move into place."""
+    """Unpack into a temporary folder beside the target, check it, then move it into place.
+
+    A bad archive is deleted: keeping it would make the next run resume a file that is complete
+    and wrong, and fail the same way forever.
+    """
     try:
-        archive = zipfile.ZipFile(archive_path)
-    except (zipfile.BadZipFile, OSError) as exc:
+        with tempfile.TemporaryDirectory(prefix=f".{entry.name}-unpacking-", dir=directory) as scratch:
+            preset = unpack_and_check(entry, archive_path, Path(scratch))
+            target = directory / entry.installed
+            if target.exists():
+                shutil.rmtree(target)
+            (Path(scratch) / entry.installed).replace(target)
+        return preset
+    except WeightsError as exc:
         archive_path.unlink(missing_ok=True)
-        raise WeightsError(f"{entry.filename}: not a zip archive ({exc}); deleted, run the command again") from None
-    with archive, tempfile.TemporaryDirectory(prefix=f".{entry.name}-unpacking-", dir=directory) as scratch:
-        check_members(entry, archive, archive_path)
-        try:
+        raise WeightsError(f"{exc} (download deleted; run the command again)") from None
+
+
+def unpack_and_check(entry: KnownWeights, archive_path: Path, scratch: Path) -> str | None:
+    """Structure first (cheap), then the generator's keys: the preset it holds, or a `WeightsError`."""
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            check_members(entry, archive, archive_path.name)
             archive.extractall(scratch)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            archive_path.unlink(missing_ok=True)
-            raise WeightsError(f"{entry.filename}: damaged archive ({exc}); deleted, run the command again") from None
-        unpacked = Path(scratch) / entry.installed
-        checkpoint = next((unpacked / m.split("/", 1)[1] for m in entry.required_members if m.endswith(".ckpt")), None)
-        preset = None
-        if checkpoint is not None:
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise WeightsError(f"{archive_path.name}: damaged zip archive ({one_line(exc)})") from None
+    preset = None
+    for member in entry.required_members:
+        if member.endswith(".ckpt"):
             try:
-                _, preset = load_checkpoint_generator(checkpoint)  # strict generator keys
+                _, preset = load_checkpoint_generator(scratch / member)  # strict generator keys
             except WeightsError as exc:
-                archive_path.unlink(missing_ok=True)
-                raise WeightsError(f"{entry.filename}: the archive's generator does not load (deleted): "
-                                   f"{str(exc).replace(str(scratch), entry.name + '.zip')}") from None
-        target = directory / entry.installed
-        if target.exists():
-            shutil.rmtree(target)
-        unpacked.replace(target)
+                raise WeightsError(f"{entry.filename}: its generator does not load: "
+                                   f"{str(exc).replace(str(scratch), entry.filename)}") from None
     return preset
