@@ -164,3 +164,108 @@ def test_request_mistakes_are_caught_before_sending():
         client.submit(InpaintRequest(4, 4, 4, "u8", "RGBA", b"\0" * 10, b"\0" * 16))
     with pytest.raises(ValueError, match="3 channels"):
         client.submit(InpaintRequest(4, 4, 4, "u8", "RGB", b"\0" * 64, b"\0" * 16))
+
+
+def test_builtin_client_answers_zmtp_pings_and_survives_being_dropped_while_idle(engine):
+    """The server drops peers that do not answer its ZMTP PINGs within 3 intervals (here 0.15 s)."""
+    gated = GatedInpainter(engine)
+    with running_server(gated, zmq_heartbeat=0.05) as server:
+        client = LamaClient(server.address, implementation="pure")
+        assert client.hello()["protocol"] == PROTOCOL_VERSION
+        time.sleep(0.5)  # idle: PINGs go unread, the server drops the connection
+        assert client.hello()["protocol"] == PROTOCOL_VERSION  # found stale before sending: reconnected
+        request, rgb, mask = make_job(np.random.default_rng(9), 48, 40)
+        threading.Timer(0.6, gated.gate.set).start()
+        # Waiting 0.6 s for the gate means answering a dozen PINGs, or the job would be lost.
+        assert client.inpaint(request).pixels == to_layout(engine_output(engine, rgb, mask, request), "RGBA")
+        client.close()
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_client_ignores_unknown_reply_types_and_fields(implementation):
+    """A newer server may add reply types and fields: a hand-made ROUTER sends some."""
+    import msgpack
+    import zmq
+
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def serve_one() -> None:
+        if not router.poll(5000):
+            return
+        frames = router.recv_multipart()
+        identity, header = frames[0], msgpack.unpackb(frames[1])
+        job = header["id"]
+        pixels = frames[2]
+        for reply in ({"type": "accepted", "id": job, "queued": 1, "eta": 3.5},
+                      {"type": "thinking", "id": job, "about": ["new", "things"]},
+                      {"type": "heartbeat", "jobs": 1, "load": 0.5},
+                      {"type": "progress", "id": job, "fraction": 0.5, "stage": "half", "extra": {"a": 1}},
+                      {"type": "result", "id": "someone-else", "width": 1, "height": 1, "dtype": "u8",
+                       "layout": "RGB", "tile": 64}):
+            router.send_multipart([identity, msgpack.packb(reply)])
+        router.send_multipart([identity, msgpack.packb(
+            {"type": "result", "id": job, "width": 2, "height": 2, "dtype": "u8", "layout": "RGB", "tile": 64,
+             "channels": 3, "seconds": 0.0, "model_hash": "abc"}), pixels])
+
+    thread = threading.Thread(target=serve_one)
+    thread.start()
+    try:
+        with LamaClient(f"tcp://127.0.0.1:{port}", implementation=implementation) as client:
+            stages = []
+            request = InpaintRequest(2, 2, 3, "u8", "RGB", bytes(range(12)), b"\x01" * 4)
+            result = client.inpaint(request, on_progress=lambda f, s: stages.append((f, s)))
+            assert result.pixels == bytes(range(12)) and result.header["model_hash"] == "abc"
+            assert stages == [(0.5, "half")]
+    finally:
+        thread.join(10)
+        router.close(linger=0)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_cancel_from_another_thread_while_waiting(engine, implementation):
+    gated = GatedInpainter(engine)
+    with running_server(gated) as server, LamaClient(server.address, implementation=implementation) as client:
+        request, _, _ = make_job(np.random.default_rng(4), 64, 64)
+        job_id = client.submit(request)
+        assert gated.started.wait(5)
+        threading.Timer(0.2, client.cancel, args=(job_id,)).start()
+        with pytest.raises(JobCancelled):
+            client.wait(job_id)
+        assert client.hello()["queued"] == 0
+
+
+def test_ensure_backend_reports_a_command_that_exits(tmp_path):
+    import sys
+
+    from lama_backend.client import ensure_backend
+
+    log = tmp_path / "start.log"
+    command = [sys.executable, "-c", "import sys; print('no weights here'); sys.exit(3)"]
+    with pytest.raises(BackendUnavailable, match="exited with code 3"):
+        ensure_backend(f"tcp://127.0.0.1:{free_port()}", command, timeout=20, log_path=str(log))
+    assert "no weights here" in log.read_text()
+    with pytest.raises(BackendUnavailable):
+        ensure_backend(f"tcp://127.0.0.1:{free_port()}", None)
+
+
+def test_detached_start_flags_per_platform(monkeypatch):
+    from lama_backend.client import autostart
+
+    monkeypatch.setattr(autostart.sys, "platform", "linux")
+    assert autostart.detached_popen_kwargs() == {"start_new_session": True}
+    monkeypatch.setattr(autostart.sys, "platform", "win32")
+    flags = autostart.detached_popen_kwargs()["creationflags"]
+    assert flags & 0x00000008 and flags & 0x00000200  # DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP
+
+
+def test_pure_implementation_is_forced_by_the_environment(monkeypatch):
+    monkeypatch.setenv("LAMA_CLIENT_PURE", "1")
+    assert LamaClient("tcp://127.0.0.1:1").implementation == "pure"
+    monkeypatch.setenv("LAMA_CLIENT_PURE", "0")
+    assert LamaClient("tcp://127.0.0.1:1").implementation == "zmq"
+    with pytest.raises(ValueError):
+        LamaClient("tcp://127.0.0.1:1", implementation="carrier-pigeon")
+    with pytest.raises(ValueError, match="tcp://"):
+        LamaClient("ipc:///tmp/x", implementation="pure").hello()

@@ -15,7 +15,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 from .errors import BackendError, BackendUnavailable, JobCancelled
 from .protocol import (DEFAULT_ADDRESS, DEFAULT_TILE, DTYPE_SIZES, LAYOUT_CHANNELS, PROTOCOL_VERSION)
 from .tiles import join_tiles, split_tiles
-from .transport import choose_implementation, load_codec, open_transport
+from .transport import StaleConnection, choose_implementation, load_codec, open_transport
 
 ProgressCallback = Callable[[float, str], None]
 Message = Tuple[Dict[str, Any], List[Any]]
@@ -140,10 +140,16 @@ class LamaClient:
         header.setdefault("protocol", PROTOCOL_VERSION)
         if self.token is not None:
             header["token"] = self.token
+        message = [self._pack(header)] + list(frames)
         self.connect()
         with self._lock:
             try:
-                self._transport.send([self._pack(header)] + list(frames))
+                try:
+                    self._transport.send(message)
+                except StaleConnection:  # closed while idle, nothing sent: one fresh connection
+                    self.close()
+                    self.connect()
+                    self._transport.send(message)
             except (ConnectionError, OSError) as exc:
                 raise self._drop("lost the backend at %s: %s" % (self.address, exc)) from exc
 

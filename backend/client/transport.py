@@ -6,7 +6,7 @@ or the built-in subset the same way.
 import os
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from .zmtp import ZmtpDealer
+from .zmtp import StaleConnection, ZmtpDealer
 
 PURE_ENV = "LAMA_CLIENT_PURE"  # set to 1 to force the dependency-free implementation
 
@@ -57,6 +57,8 @@ class PureTransport:
         self._dealer = ZmtpDealer(host, port, timeout)
 
     def send(self, frames: Sequence[Any]) -> None:
+        """StaleConnection when the connection was found closed before anything went out."""
+        self._dealer.check_alive()
         self._dealer.send_multipart(frames)
 
     def recv(self, timeout: Optional[float]) -> Optional[List[Any]]:
@@ -93,6 +95,10 @@ class ZmqTransport:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+
+
+__all__ = ["PURE_ENV", "PureTransport", "StaleConnection", "ZmqTransport", "choose_implementation", "load_codec",
+           "open_transport", "parse_tcp_address"]
 
 
 def open_transport(implementation: str, address: str, timeout: float,

@@ -6,6 +6,8 @@ and answering the server's PING heartbeats with PONG. See https://rfc.zeromq.org
 (ZMTP 3.0) and /spec/37/ (ZMTP 3.1). Unlike a libzmq socket this one does not reconnect by
 itself: any socket error raises `ConnectionError` and the caller opens a new connection.
 """
+import collections
+import select
 import socket
 import struct
 import time
@@ -18,6 +20,10 @@ FLAG_LONG = 0x02
 FLAG_COMMAND = 0x04
 MAX_INBOUND_FRAME = 1 << 31  # refuse absurd frame sizes from a broken peer
 _CHUNK = 1 << 20
+
+
+class StaleConnection(ConnectionError):
+    """Found closed before sending anything (the server restarted, or dropped an idle peer)."""
 
 
 def greeting() -> bytes:
@@ -70,6 +76,7 @@ class ZmtpDealer:
         self._body_filled = 0
         self._body_flags = 0
         self._parts: List[bytes] = []
+        self._ready: "collections.deque[List[bytes]]" = collections.deque()  # read by check_alive
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
@@ -126,6 +133,23 @@ class ZmtpDealer:
         return data
 
     # -- sending -----------------------------------------------------------------------------
+    def check_alive(self) -> None:
+        """Read what is waiting (answering PINGs, keeping messages); StaleConnection if closed.
+
+        An idle connection is not read, so the server's heartbeats go unanswered and it may drop
+        us; finding that out before a send lets the caller reconnect with nothing lost.
+        """
+        for _ in range(1000):
+            readable, _, _ = select.select([self._sock], [], [], 0)
+            if not readable:
+                return
+            try:
+                message = self._recv_one(time.monotonic() + 0.05)
+            except ConnectionError as exc:
+                raise StaleConnection(str(exc)) from exc
+            if message is not None:
+                self._ready.append(message)
+
     def send_multipart(self, frames: Sequence[Buffer]) -> None:
         try:
             self._sock.settimeout(None)
@@ -148,7 +172,11 @@ class ZmtpDealer:
     # -- receiving ---------------------------------------------------------------------------
     def recv_multipart(self, timeout: Optional[float]) -> Optional[List[bytes]]:
         """The next complete message, or None when `timeout` seconds pass without one."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if self._ready:
+            return self._ready.popleft()
+        return self._recv_one(None if timeout is None else time.monotonic() + timeout)
+
+    def _recv_one(self, deadline: Optional[float]) -> Optional[List[bytes]]:
         while True:
             flags, body = self._read_frame(deadline)
             if flags is None:
