@@ -21,6 +21,8 @@ import numpy as np
 
 from lama_training.utils.cli import CommandError
 
+from ..engine.options import STRATEGIES
+
 from ._image_files import (LOSSY_FORMATS, SUPPORTED_SUFFIXES, LoadedImage, check_writable, read_image, read_mask,
                            write_image)
 
@@ -57,8 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="blend the seam over N px inside the hole (default 0)")
     parser.add_argument("--margin", type=non_negative_int, default=128,
                         help="context in px around each masked region (crop strategy, default 128)")
-    parser.add_argument("--strategy", choices=("crop", "whole"), default="crop",
-                        help="crop: one model run per masked region at full resolution; whole: one run on the image")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="crop",
+                        help="crop: one model run per masked region at full resolution; whole: one run on the "
+                             "image; subimage: DeepGIN's strided 256x256 sub-images per region")
     parser.set_defaults(func=inpaint_command)
 
 
