@@ -186,6 +186,8 @@ def epoch_batches(dataset: Dataset, config: TrainConfig, context: DistributedCon
 
 def wrap_for_ddp(module: nn.Module, context: DistributedContext, sync_batchnorm: bool) -> nn.Module:
     if not context.enabled:
+        if sync_batchnorm:
+            LOG.info("trainer.sync_batchnorm has no effect in a single process")
         return module
     if sync_batchnorm:
         if context.device.type != "cuda":
