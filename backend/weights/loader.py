@@ -2,7 +2,8 @@
 
 The kind of file is recognised from its bytes, not its name: safetensors (our format), a zip
 holding TorchScript code (`big-lama.pt`), a `torch.save` checkpoint (official `best.ckpt`), or a
-directory unpacked from the official archive (`big-lama/` with `models/best.ckpt`).
+directory unpacked from the official archive (`big-lama/` with `models/best.ckpt`) or laid out like
+the cache.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import torch
 
 from ..models import GeneratorModel, InpaintModel, resolve_device
+from .discovery import cache_candidates
 from .errors import WeightsError
 from .format import load_safetensors_generator
 
@@ -21,12 +23,19 @@ KIND_TORCHSCRIPT = "torchscript"
 KIND_CHECKPOINT = "checkpoint"
 
 
-def checkpoint_in_directory(path: Path) -> Path:
-    """An unpacked official archive (`big-lama/`) is loaded through its `models/best.ckpt`."""
+def weights_in_directory(path: Path) -> Path:
+    """An unpacked official archive (`big-lama/`) loads through its `models/best.ckpt`; a folder
+    laid out like the cache (`big-lama/`, `big-lama.pt`, `*.safetensors`) through its first entry."""
     for candidate in (path / "models" / "best.ckpt", path / "best.ckpt"):
         if candidate.is_file():
             return candidate
-    raise WeightsError(f"{path}: directory holds no models/best.ckpt (expected an unpacked big-lama archive)")
+    for candidate in cache_candidates(path):
+        if candidate.is_file():
+            return candidate
+        if candidate.is_dir() and (candidate / "models" / "best.ckpt").is_file():
+            return candidate / "models" / "best.ckpt"
+    raise WeightsError(f"{path}: directory holds no weights (expected models/best.ckpt of an unpacked "
+                       "big-lama archive, big-lama.pt or a .safetensors file)")
 
 
 def detect_kind(path: Path) -> str:
@@ -58,7 +67,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
     """Load any supported weights file (or unpacked official archive) onto `device`."""
     path = Path(path).expanduser()
     if path.is_dir():
-        path = checkpoint_in_directory(path)
+        path = weights_in_directory(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     try:
