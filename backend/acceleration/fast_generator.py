@@ -1,0 +1,415 @@
+"""The inference form of `FFCResNetGenerator`, derived at load time from the same module.
+
+Nothing here defines a second network: the executor walks `generator.model`, takes every weight
+from its submodules (batch norms folded into copies), and replays the module's own data flow:
+
+    encoder  (reflect pad + strided FFC layers, all local)   -> spatial tiles with exact halos
+    blocks   (FFC ResNet blocks, image-wide Fourier units)   -> the whole 1/8-resolution map
+    decoder  (transposed convs, reflect pad + conv, sigmoid) -> spatial tiles with exact halos
+
+Speed comes from folded batch norms, channels_last activations, oneDNN convolutions with weights
+packed once and bias / residual add / ReLU fused in, one reflect pad per input shared by the two
+convolutions that read it, no autograd, and a Fourier unit that runs its 1x1 convolution as one
+matrix product on the spectrum in channels-last order (no stack / complex copies). The FFTs always
+run in float32 (CPU FFTs have no bf16, cuFFT half precision needs power-of-two sizes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlock, SpectralTransform
+
+from .folding import FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_outputs, conv_as_folded, fold
+from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
+from .kernels import ConvKernel, mkldnn_fused_ops_available
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_CL = torch.channels_last
+
+
+class MemoryBudgetError(RuntimeError):
+    """Even the smallest tiling needs more memory than the budget allows."""
+
+
+@dataclass
+class LocalLayer:
+    """A convolution of the encoder or decoder with its exact spatial geometry."""
+
+    geometry: LayerGeometry
+    kernel: ConvKernel
+    relu: bool
+    in_channels: int
+    out_channels: int
+
+
+def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
+
+
+def _activation_is_relu(module: nn.Module) -> bool:
+    if isinstance(module, nn.ReLU):
+        return True
+    if isinstance(module, nn.Identity):
+        return False
+    raise UnsupportedGenerator(f"unsupported activation {type(module).__name__}")
+
+
+def _reflect_padding(conv: nn.Module) -> int:
+    padding = conv.padding[0] if isinstance(conv.padding, tuple) else conv.padding
+    if padding and getattr(conv, "padding_mode", "zeros") != "reflect":
+        raise UnsupportedGenerator("only reflect-padded convolutions are supported")
+    if isinstance(conv.padding, tuple) and len(set(conv.padding)) != 1:
+        raise UnsupportedGenerator("non-square padding is not supported")
+    return int(padding)
+
+
+class FastFFCLayer:
+    """One `FFC_BN_ACT` of a ResNet block (local and global inputs and outputs, stride 1)."""
+
+    def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device) -> None:
+        ffc = layer.ffc
+        parts = (ffc.convl2l, ffc.convl2g, ffc.convg2l)
+        if not all(isinstance(conv, nn.Conv2d) for conv in parts) or not isinstance(ffc.convg2g, SpectralTransform):
+            raise UnsupportedGenerator("ResNet-block FFC layers must have all four paths")
+        spectral: SpectralTransform = ffc.convg2g
+        if ffc.stride != 1 or spectral.stride != 1 or spectral.enable_lfu:
+            raise UnsupportedGenerator("strided or LFU spectral transforms are not supported in the blocks")
+        self.pad = _reflect_padding(ffc.convl2l)
+        if {_reflect_padding(ffc.convl2g), _reflect_padding(ffc.convg2l)} != {self.pad}:
+            raise UnsupportedGenerator("FFC paths with different paddings")
+        scale_l, shift_l = batch_norm_affine(layer.bn_l)
+        scale_g, shift_g = batch_norm_affine(layer.bn_g)
+        self.relu_l = _activation_is_relu(layer.act_l)
+        self.relu_g = _activation_is_relu(layer.act_g)
+        # bn_l(l2l(x_l) + g2l(x_g)): both scaled, the shift enters once; likewise for bn_g
+        self.l2l = make_kernel(conv_as_folded(ffc.convl2l).scaled(scale_l).with_bias(shift_l))
+        self.g2l = make_kernel(conv_as_folded(ffc.convg2l).scaled(scale_l))
+        self.l2g = make_kernel(conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g))
+        self.st_conv2 = make_kernel(conv_as_folded(spectral.conv2).scaled(scale_g))
+        conv1, bn1, act1 = spectral.conv1
+        self.st_conv1 = make_kernel(fold(conv1, bn1))
+        self.st_relu = _activation_is_relu(act1)
+        unit = spectral.fu
+        if unit.groups != 1:
+            raise UnsupportedGenerator("grouped Fourier units are not supported")
+        folded_fu = fold(unit.conv_layer, unit.bn).to_float32()
+        # 1x1 conv on interleaved (re, im) channels == matrix product on (..., C, 2) rows
+        self.fu_weight_t = folded_fu.weight[:, :, 0, 0].t().contiguous().to(device)
+        self.fu_bias = folded_fu.bias.to(device)
+        self.fu_relu = _activation_is_relu(unit.relu)
+        self.fft_norm = unit.fft_norm
+        self.nbytes = sum(k.nbytes for k in (self.l2l, self.g2l, self.l2g, self.st_conv1, self.st_conv2))
+        self.nbytes += (self.fu_weight_t.numel() + self.fu_bias.numel()) * 4
+
+    def fourier_unit(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        spectrum = torch.fft.rfftn(x.float().permute(0, 2, 3, 1), dim=(1, 2), norm=self.fft_norm)
+        half_width = spectrum.shape[2]
+        rows = torch.view_as_real(spectrum).reshape(-1, self.fu_weight_t.shape[0])
+        del spectrum
+        mixed = torch.addmm(self.fu_bias, rows, self.fu_weight_t)
+        del rows
+        if self.fu_relu:
+            mixed.relu_()
+        mixed = torch.view_as_complex(mixed.view(batch, height, half_width, -1, 2))
+        spatial = torch.fft.irfftn(mixed, s=(height, width), dim=(1, 2), norm=self.fft_norm)
+        return spatial.permute(0, 3, 1, 2).to(x.dtype)
+
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        padded_l = _reflect_pad(x_l, self.pad)
+        padded_g = _reflect_pad(x_g, self.pad)
+        y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
+        del padded_g
+        local_to_global = self.l2g(padded_l)
+        del padded_l
+        reduced = self.st_conv1(x_g, relu=self.st_relu)
+        mixed = self.fourier_unit(reduced)
+        mixed.add_(reduced)
+        del reduced
+        y_g = self.st_conv2(mixed, relu=self.relu_g, add=local_to_global)
+        return y_l, y_g
+
+
+class FastResnetBlock:
+    def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device) -> None:
+        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device)
+        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device)
+        self.nbytes = self.conv1.nbytes + self.conv2.nbytes
+
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y_l, y_g = self.conv2(*self.conv1(x_l, x_g))
+        return y_l.add_(x_l), y_g.add_(x_g)
+
+
+class FastGenerator:
+    """Inference-only executor over an `FFCResNetGenerator` (eval mode, no autograd).
+
+    precision: "fp32" (default; equals the eager pass within float rounding), "bf16" or "fp16"
+    (convolutions in half precision, Fourier units in fp32).
+    """
+
+    def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
+                 use_mkldnn: bool | None = None) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        model = getattr(generator, "model", None)
+        if not isinstance(model, nn.Sequential):
+            raise UnsupportedGenerator("expected an FFCResNetGenerator with a `model` Sequential")
+        self.device = torch.device(device)
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        if use_mkldnn is None:
+            use_mkldnn = self.device.type == "cpu" and mkldnn_fused_ops_available()
+        self.use_mkldnn = bool(use_mkldnn) and self.device.type == "cpu"
+        self.scale = 1
+        self._build(list(model))
+        self.weight_bytes = (sum(layer.kernel.nbytes for layer in self.encoder + self.decoder)
+                             + sum(block.nbytes for block in self.blocks))
+
+    # ----------------------------------------------------------------------------------- building
+    def _kernel(self, folded: FoldedConv) -> ConvKernel:
+        return ConvKernel(folded.to_float32(), self.device, self.dtype, self.use_mkldnn)
+
+    def _local(self, folded: FoldedConv, pad: int, relu: bool) -> LocalLayer:
+        geometry = LayerGeometry(folded.kernel, folded.stride, folded.padding if folded.transposed else pad,
+                                 folded.dilation, folded.transposed, folded.output_padding)
+        return LocalLayer(geometry, self._kernel(folded), relu, folded.in_channels, folded.out_channels)
+
+    def _build(self, layers: list[nn.Module]) -> None:
+        self.encoder: list[LocalLayer] = []
+        self.blocks: list[FastResnetBlock] = []
+        self.decoder: list[LocalLayer] = []
+        self.out_activation: str = "none"
+        self.local_channels = 0
+        index, pending_pad = 0, 0
+        while index < len(layers) and not isinstance(layers[index], FFCResnetBlock):
+            layer = layers[index]
+            index += 1
+            if isinstance(layer, nn.ReflectionPad2d):
+                pending_pad = self._pad_width(layer, pending_pad)
+                continue
+            if not isinstance(layer, FFC_BN_ACT):
+                raise UnsupportedGenerator(f"unsupported encoder layer {type(layer).__name__}")
+            self.encoder.append(self._encoder_layer(layer, pending_pad))
+            pending_pad = 0
+        while index < len(layers) and isinstance(layers[index], FFCResnetBlock):
+            self.blocks.append(FastResnetBlock(layers[index], self._kernel, self.device))
+            index += 1
+        if not self.encoder or not self.blocks or index >= len(layers) or not isinstance(layers[index], ConcatTupleLayer):
+            raise UnsupportedGenerator("expected encoder, FFC ResNet blocks, then ConcatTupleLayer")
+        index += 1
+        pending_pad = 0
+        while index < len(layers):
+            layer = layers[index]
+            index += 1
+            if isinstance(layer, nn.ReflectionPad2d):
+                pending_pad = self._pad_width(layer, pending_pad)
+            elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                bn = None
+                if index < len(layers) and isinstance(layers[index], nn.BatchNorm2d):
+                    bn = layers[index]
+                    index += 1
+                relu = index < len(layers) and isinstance(layers[index], nn.ReLU)
+                index += int(relu)
+                pad = pending_pad
+                if isinstance(layer, nn.Conv2d):
+                    own = _reflect_padding(layer)
+                    if own and pad:
+                        raise UnsupportedGenerator("reflection pad followed by a padded convolution")
+                    pad = pad or own
+                elif pad:
+                    raise UnsupportedGenerator("reflection pad before a transposed convolution")
+                self.decoder.append(self._local(fold(layer, bn), pad, relu))
+                pending_pad = 0
+            elif isinstance(layer, (nn.Sigmoid, nn.Tanh)) and index == len(layers):
+                self.out_activation = "sigmoid" if isinstance(layer, nn.Sigmoid) else "tanh"
+            else:
+                raise UnsupportedGenerator(f"unsupported decoder layer {type(layer).__name__}")
+        if not self.decoder or pending_pad:
+            raise UnsupportedGenerator("the decoder must end with a convolution")
+        for layer in self.encoder:
+            self.scale *= layer.geometry.stride
+        self.feature_channels = self.encoder[-1].out_channels
+        self.global_channels = self.feature_channels - self.local_channels
+
+    @staticmethod
+    def _pad_width(layer: nn.ReflectionPad2d, pending: int) -> int:
+        widths = set(layer.padding)
+        if len(widths) != 1 or pending:
+            raise UnsupportedGenerator("only single, square reflection pads are supported")
+        return int(widths.pop())
+
+    def _encoder_layer(self, layer: FFC_BN_ACT, pending_pad: int) -> LocalLayer:
+        ffc = layer.ffc
+        if ffc.global_in_num != 0:
+            raise UnsupportedGenerator("encoder layers must have purely local inputs")
+        if self.encoder and self.local_channels != self.encoder[-1].out_channels:
+            raise UnsupportedGenerator("only the last encoder layer may have global outputs")
+        own = _reflect_padding(ffc.convl2l if isinstance(ffc.convl2l, nn.Conv2d) else ffc.convl2g)
+        if own and pending_pad:
+            raise UnsupportedGenerator("reflection pad followed by a padded convolution")
+        pad = own or pending_pad
+        parts, relus = [], set()
+        if ffc.ratio_gout != 1:
+            parts.append(fold(ffc.convl2l, layer.bn_l))
+            relus.add(_activation_is_relu(layer.act_l))
+        if ffc.ratio_gout != 0:
+            parts.append(fold(ffc.convl2g, layer.bn_g))
+            relus.add(_activation_is_relu(layer.act_g))
+        if len(relus) != 1:
+            raise UnsupportedGenerator("local and global outputs with different activations")
+        folded = parts[0] if len(parts) == 1 else concat_outputs(parts[0], parts[1])
+        self.local_channels = parts[0].out_channels if ffc.ratio_gout != 1 else 0
+        return self._local(folded, pad, relus.pop())
+
+    # ---------------------------------------------------------------------------------- running
+    def check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.encoder[0].in_channels:
+            raise ValueError(f"expected N x {self.encoder[0].in_channels} x H x W input, got {tuple(x.shape)}")
+        height, width = x.shape[-2:]
+        if height % self.scale or width % self.scale:
+            raise ValueError(f"height and width must be multiples of {self.scale}, got {height}x{width}")
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """Generator output (float32, on the executor's device); `tile` in 1/8-resolution cells."""
+        x_l, x_g = self.encode(x, tile)
+        x_l, x_g = self.run_blocks(x_l, x_g)
+        return self.decode(x_l, x_g, x.shape[-2:], tile)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=_CL)
+
+    def _run_chain(self, layers: list[LocalLayer], x: torch.Tensor, rows: list[AxisStep],
+                   cols: list[AxisStep]) -> torch.Tensor:
+        for layer, row, col in zip(layers, rows, cols):
+            pads = (col.pad_before, col.pad_after, row.pad_before, row.pad_after)
+            if any(pads):
+                x = F.pad(x, pads, mode="reflect")
+            x = layer.kernel(x, relu=layer.relu)
+            if layer.geometry.transposed and (row.crop_start, row.crop_stop, col.crop_start, col.crop_stop) != (
+                    0, x.shape[-2], 0, x.shape[-1]):
+                x = x[:, :, row.crop_start:row.crop_stop, col.crop_start:col.crop_stop].contiguous(memory_format=_CL)
+        return x
+
+    def encode(self, x: torch.Tensor, tile: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder, tile by tile; returns the full 1/8-resolution (local, global) features."""
+        self.check_input(x)
+        geometry = [layer.geometry for layer in self.encoder]
+        height, width = x.shape[-2:]
+        out_h, out_w = chain_output_size(geometry, height), chain_output_size(geometry, width)
+        row_tiles, col_tiles = split_axis(out_h, tile), split_axis(out_w, tile)
+        if len(row_tiles) == 1 and len(col_tiles) == 1:
+            features = self._run_chain(self.encoder, self._prepare(x), plan_axis(geometry, height, 0, out_h),
+                                       plan_axis(geometry, width, 0, out_w))
+            split = self.local_channels
+            return (features[:, :split].contiguous(memory_format=_CL),
+                    features[:, split:].contiguous(memory_format=_CL))
+        batch = x.shape[0]
+        x_l = torch.empty(batch, self.local_channels, out_h, out_w, device=self.device, dtype=self.dtype,
+                          memory_format=_CL)
+        x_g = torch.empty(batch, self.global_channels, out_h, out_w, device=self.device, dtype=self.dtype,
+                          memory_format=_CL)
+        for r0, r1 in row_tiles:
+            rows = plan_axis(geometry, height, r0, r1)
+            for c0, c1 in col_tiles:
+                cols = plan_axis(geometry, width, c0, c1)
+                piece = self._prepare(x[:, :, rows[0].lo:rows[0].hi, cols[0].lo:cols[0].hi])
+                features = self._run_chain(self.encoder, piece, rows, cols)
+                x_l[:, :, r0:r1, c0:c1] = features[:, :self.local_channels]
+                x_g[:, :, r0:r1, c0:c1] = features[:, self.local_channels:]
+                del features, piece
+        return x_l, x_g
+
+    def run_blocks(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The FFC ResNet blocks on the whole 1/8-resolution map (image-wide receptive field)."""
+        for block in self.blocks:
+            x_l, x_g = block(x_l, x_g)
+        return x_l, x_g
+
+    def decode(self, x_l: torch.Tensor, x_g: torch.Tensor, size: tuple[int, int] | torch.Size,
+               tile: int | None = None) -> torch.Tensor:
+        """The decoder, tile by tile (tile * 8 output pixels a side), into one float32 image."""
+        geometry = [layer.geometry for layer in self.decoder]
+        feat_h, feat_w = x_l.shape[-2:]
+        height, width = chain_output_size(geometry, feat_h), chain_output_size(geometry, feat_w)
+        if (height, width) != tuple(size):
+            raise ValueError(f"decoder output {height}x{width} does not match the input {tuple(size)}")
+        out_tile = None if tile is None else tile * self.scale
+        output = torch.empty(x_l.shape[0], self.decoder[-1].out_channels, height, width, device=self.device,
+                             dtype=torch.float32)
+        for r0, r1 in split_axis(height, out_tile):
+            rows = plan_axis(geometry, feat_h, r0, r1)
+            for c0, c1 in split_axis(width, out_tile):
+                cols = plan_axis(geometry, feat_w, c0, c1)
+                window = (slice(None), slice(None), slice(rows[0].lo, rows[0].hi), slice(cols[0].lo, cols[0].hi))
+                piece = torch.cat([x_l[window], x_g[window]], dim=1).contiguous(memory_format=_CL)
+                result = self._run_chain(self.decoder, piece, rows, cols)
+                del piece
+                if self.out_activation == "sigmoid":
+                    result = torch.sigmoid(result.float())
+                elif self.out_activation == "tanh":
+                    result = torch.tanh(result.float())
+                output[:, :, r0:r1, c0:c1] = result
+                del result
+        return output
+
+    # ---------------------------------------------------------------------------- memory planning
+    def _chain_peak(self, layers: list[LocalLayer], rows: list[AxisStep], cols: list[AxisStep],
+                    batch: int) -> int:
+        item = torch.empty((), dtype=self.dtype).element_size()
+        peak = 0
+        for layer, row, col in zip(layers, rows, cols):
+            held = layer.in_channels * (row.hi - row.lo) * (col.hi - col.lo)
+            padded = layer.in_channels * (row.hi - row.lo + row.pad_before + row.pad_after) * (
+                col.hi - col.lo + col.pad_before + col.pad_after)
+            out_rows = layer.geometry.output_size(row.hi - row.lo + row.pad_before + row.pad_after)
+            out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
+            produced = layer.out_channels * out_rows * out_cols
+            cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
+            live = held + (padded if padded != held else 0) + produced + (cropped if layer.geometry.transposed else 0)
+            peak = max(peak, live)
+        return peak * item * batch
+
+    def estimate_peak_bytes(self, batch: int, height: int, width: int, tile: int | None) -> int:
+        """Upper estimate of the memory one pass needs (activations + input/output + weights)."""
+        item = torch.empty((), dtype=self.dtype).element_size()
+        enc = [layer.geometry for layer in self.encoder]
+        dec = [layer.geometry for layer in self.decoder]
+        feat_h, feat_w = chain_output_size(enc, height), chain_output_size(enc, width)
+        t_h = min(feat_h, tile or feat_h)
+        t_w = min(feat_w, tile or feat_w)
+        # the largest tile is the first full one; interior tiles are at most as large plus halos
+        mid_r = min(feat_h - t_h, t_h)
+        mid_c = min(feat_w - t_w, t_w)
+        enc_peak = self._chain_peak(self.encoder, plan_axis(enc, height, mid_r, mid_r + t_h),
+                                    plan_axis(enc, width, mid_c, mid_c + t_w), batch)
+        s = self.scale
+        dec_peak = self._chain_peak(self.decoder, plan_axis(dec, feat_h, mid_r * s, (mid_r + t_h) * s),
+                                    plan_axis(dec, feat_w, mid_c * s, (mid_c + t_w) * s), batch)
+        area = batch * feat_h * feat_w
+        channels, global_ch = self.feature_channels, self.global_channels
+        # block input + layer output + padded copies + partial sums, and the fp32 Fourier-unit buffers
+        block_peak = area * (item * 4 * channels + 4 * 3 * global_ch)
+        features = area * channels * item
+        image_io = batch * height * width * (self.encoder[0].in_channels + self.decoder[-1].out_channels) * 4
+        if tile is None:
+            image_io += batch * height * width * self.encoder[0].in_channels * item  # converted input copy
+        return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
+
+    def choose_tile(self, batch: int, height: int, width: int, budget: int | None) -> int | None:
+        """The largest tiling (None = untiled) whose estimated peak fits `budget` bytes."""
+        if budget is None:
+            return None
+        candidates: list[int | None] = [None, 256, 128, 64, 32, 16]
+        for tile in candidates:
+            if self.estimate_peak_bytes(batch, height, width, tile) <= budget:
+                return tile
+        need = self.estimate_peak_bytes(batch, height, width, candidates[-1])
+        raise MemoryBudgetError(f"a {width}x{height} pass needs about {need / 2**30:.1f} GiB even when tiled, "
+                                f"more than the {budget / 2**30:.1f} GiB memory budget; raise --max-memory "
+                                f"or inpaint a smaller region")

@@ -1,0 +1,200 @@
+"""Generator speed and memory: the plain eager fp32 pass against the fast path, in one run.
+
+    python benchmarks/generator.py                    # big-lama at 512, 1024, 2048
+    python benchmarks/generator.py --sizes 512 --precisions fp32
+    python benchmarks/generator.py --tiled 4096 --max-memory 4G   # bounded-memory pass
+
+Every configuration runs in its own subprocess, so the peak RSS printed is that configuration's
+alone (weights included). The reference is what a straightforward implementation does: the
+generator `nn.Module` in eval mode, `torch.no_grad()`, NCHW float32. The fast path is
+`lama_backend.acceleration.FastGenerator` over the same module with the same random weights
+(seeded; batch-norm statistics randomised). Inputs are a natural photograph with a thick
+evaluation-policy mask. The machine may be shared: the parent alternates configurations and
+reports the best of the repeats; compare ratios from the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PHOTO_CANDIDATES = [Path("/usr/share/backgrounds/mate/nature/GreenMeadow.jpg"),
+                    Path("/usr/share/backgrounds/mate/nature/LadyBird.jpg")]
+
+
+def natural_image(size: int) -> np.ndarray:
+    """A size x size RGB float32 photo in 0..1 (Debian wallpaper or scikit-image's astronaut)."""
+    from PIL import Image
+    for path in PHOTO_CANDIDATES:
+        if path.exists():
+            picture = Image.open(path).convert("RGB")
+            break
+    else:
+        try:
+            from skimage import data
+        except ImportError:
+            raise SystemExit("no natural photo found: install mate-backgrounds or scikit-image") from None
+        picture = Image.fromarray(data.astronaut())
+    side = min(picture.size)
+    left, top = (picture.width - side) // 2, (picture.height - side) // 2
+    picture = picture.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+    return np.asarray(picture, dtype=np.float32) / 255.0
+
+
+def real_mask(size: int, seed: int = 3) -> np.ndarray:
+    """A thick evaluation-policy mask (the paper's 512 px policy scaled to `size`)."""
+    from lama_training.masks.generators import MaskGenerator
+    from lama_training.masks.policies import MASK_POLICIES
+    mask = MaskGenerator(MASK_POLICIES["thick-512"], seed=seed)(512, 512)
+    if size != 512:
+        from PIL import Image
+        mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((size, size), Image.NEAREST)) / 255.0
+    return (mask > 0.5).astype(np.float32)
+
+
+def build_generator(preset: str, seed: int = 0):
+    """The preset with seeded random weights and randomised batch-norm statistics, eval mode."""
+    import torch
+    from lama_training.modules.generators import make_generator
+    torch.manual_seed(seed)
+    generator = make_generator(preset).eval().requires_grad_(False)
+    with torch.no_grad():
+        for module in generator.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0.0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.normal_(1.0, 0.1)
+                module.bias.normal_(0.0, 0.1)
+    return generator
+
+
+def network_input(size: int):
+    import torch
+    image = torch.from_numpy(natural_image(size)).permute(2, 0, 1)[None]
+    mask = torch.from_numpy(real_mask(size))[None, None]
+    return torch.cat([image * (1 - mask), mask], dim=1)
+
+
+def peak_rss_bytes() -> int:
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One configuration in this process: time `repeat` passes, save the output, print JSON."""
+    import torch
+    from lama_backend.acceleration import FastGenerator
+    from lama_backend.acceleration.runtime import configure_cpu_threads
+    configure_cpu_threads()
+    generator = build_generator(args.preset)
+    x = network_input(args.size)
+    if args.config == "reference":
+        def run():
+            with torch.no_grad():
+                return generator(x)
+    else:
+        fast = FastGenerator(generator, precision=args.config.split("-", 1)[1])
+        del generator  # the fast path keeps only folded, packed copies of the weights
+        tile = None
+        if args.max_memory:
+            from lama_backend.acceleration.memory import parse_memory_size
+            tile = fast.choose_tile(1, args.size, args.size, parse_memory_size(args.max_memory))
+
+        def run():
+            return fast(x, tile=tile)
+    walls, cpus = [], []
+    output = None
+    for index in range(args.warmup + args.repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        output = run()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if index >= args.warmup:
+            walls.append(wall)
+            cpus.append(cpu)
+    np.save(args.output, output.float().numpy()[0])
+    result = {"wall": min(walls), "cpu": min(cpus), "peak_rss": peak_rss_bytes()}
+    if args.config != "reference":
+        result["tile"] = tile
+    print(json.dumps(result))
+
+
+def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, max_memory: str | None = None) -> dict:
+    command = [sys.executable, __file__, "--worker", config, "--size", str(size), "--output", str(output),
+               "--preset", args.preset, "--warmup", str(args.warmup if size <= 1024 else 0),
+               "--repeat", str(args.repeat if size <= 1024 else 1)]
+    if max_memory:
+        command += ["--worker-max-memory", max_memory]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{config} at {size} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def gib(value: int) -> str:
+    return f"{value / 2**30:.2f} GiB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--preset", default="big-lama")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--tiled", type=int, default=None, help="also run the fast path at this size under --max-memory")
+    parser.add_argument("--max-memory", default="4G")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-max-memory", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.config = args.worker
+        args.max_memory = args.worker_max_memory
+        worker(args)
+        return
+    import torch
+    print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
+    with tempfile.TemporaryDirectory() as folder:
+        for size in args.sizes:
+            configs = ["reference"] + [f"fast-{p}" for p in args.precisions]
+            results = {c: run_worker(c, size, Path(folder) / f"{c}-{size}.npy", args) for c in configs}
+            outputs = {c: np.load(Path(folder) / f"{c}-{size}.npy") for c in configs}
+            ref = results["reference"]
+            print(f"\n## {size}x{size}")
+            print(f"{'path':<12}{'wall s':>9}{'cpu s':>9}{'peak RSS':>12}{'speed-up':>10}  quality")
+            for config in configs:
+                r = results[config]
+                if config == "reference":
+                    quality = ""
+                elif config == "fast-fp32":
+                    quality = f"max |diff| vs reference {np.abs(outputs[config] - outputs['reference']).max():.2e}"
+                else:
+                    base = outputs.get("fast-fp32", outputs["reference"])
+                    quality = f"PSNR vs fp32 {psnr(outputs[config], base):.1f} dB"
+                print(f"{config:<12}{r['wall']:>9.2f}{r['cpu']:>9.2f}{gib(r['peak_rss']):>12}"
+                      f"{ref['wall'] / r['wall']:>9.2f}x  {quality}")
+        if args.tiled:
+            size = args.tiled
+            r = run_worker("fast-fp32", size, Path(folder) / "tiled.npy", argparse.Namespace(**{**vars(args), "tiled": size}),
+                           max_memory=args.max_memory)
+            print(f"\n## {size}x{size} fast fp32 under --max-memory {args.max_memory}: tile {r['tile']} cells, "
+                  f"{r['wall']:.1f} s, peak RSS {gib(r['peak_rss'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The fast path is the same network: its fp32 output equals the plain eager pass within 1e-4.
+
+Tolerance: folding batch norm into the convolution weights and oneDNN's fused kernels change
+the order of float32 roundings; 1e-4 on a 0..1 sigmoid output is far above that rounding
+(observed ~1e-7) and far below any visible difference.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from lama_backend.acceleration import FastGenerator, UnsupportedGenerator
+from lama_backend.acceleration.folding import batch_norm_affine, fold
+from lama_backend.acceleration.kernels import mkldnn_fused_ops_available
+from lama_backend.acceleration.memory import memory_budget, parse_memory_size
+from lama_backend.acceleration.runtime import configure_cpu_threads, cpu_bf16_support, resolve_precision
+from lama_training.modules.generators import FFCConvConfig, GeneratorConfig, make_generator
+
+TOLERANCE = 1e-4
+BACKENDS = [False] + ([True] if mkldnn_fused_ops_available() else [])
+
+
+def randomise_batch_norms(module: nn.Module, seed: int) -> nn.Module:
+    """Random running statistics and affine parameters: folding must handle all four."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in module.modules():
+            if isinstance(bn, nn.BatchNorm2d):
+                shape = bn.running_mean.shape
+                bn.running_mean.copy_(torch.randn(shape, generator=generator) * 0.5)
+                bn.running_var.copy_(torch.rand(shape, generator=generator) * 1.5 + 0.5)
+                bn.weight.copy_(1 + torch.randn(shape, generator=generator) * 0.3)
+                bn.bias.copy_(torch.randn(shape, generator=generator) * 0.3)
+    return module.eval()
+
+
+def small_generator(seed: int = 0, **changes) -> nn.Module:
+    torch.manual_seed(seed)
+    config = GeneratorConfig(ngf=8, n_blocks=2, **changes)
+    return randomise_batch_norms(make_generator(config), seed)
+
+
+def network_input(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.rand(1, 3, height, width, generator=generator)
+    mask = (torch.rand(1, 1, height, width, generator=generator) > 0.6).float()
+    return torch.cat([image * (1 - mask), mask], dim=1)
+
+
+def eager(generator: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return generator(x)
+
+
+def test_batch_norm_folding_is_exact_affine():
+    conv = nn.Conv2d(5, 7, 3, bias=True)
+    bn = randomise_batch_norms(nn.Sequential(nn.BatchNorm2d(7)), seed=3)[0]
+    x = torch.randn(2, 5, 9, 11)
+    folded = fold(conv, bn).to_float32()
+    got = nn.functional.conv2d(x, folded.weight, folded.bias)
+    with torch.no_grad():
+        want = bn(conv(x))
+    assert (got - want).abs().max() < 1e-5
+    scale, shift = batch_norm_affine(bn)
+    assert scale.shape == shift.shape == (7,)
+
+
+@pytest.mark.parametrize("use_mkldnn", BACKENDS)
+@pytest.mark.parametrize("size", [(64, 64), (72, 104), (40, 96)])
+def test_fast_fp32_equals_eager(use_mkldnn, size):
+    generator = small_generator(seed=size[1])
+    x = network_input(*size, seed=size[0])
+    fast = FastGenerator(generator, precision="fp32", use_mkldnn=use_mkldnn)
+    want = eager(generator, x)
+    got = fast(x)
+    assert got.shape == want.shape and got.dtype == torch.float32
+    assert (got - want).abs().max().item() < TOLERANCE
+    # a real difference is detected: the output is not trivially constant
+    assert want.std() > 1e-3
+
+
+def test_fast_path_matches_big_lama_structure_with_official_fixture(reference_dir):
+    """The official implementation's own output on the small fixture, reproduced by the fast path."""
+    import numpy as np
+    data = np.load(reference_dir / "ffc_small_fixture.npz")
+    generator = make_generator(GeneratorConfig(ngf=8, n_blocks=2)).eval()
+    state = {key[len("state."):]: torch.from_numpy(data[key]) for key in data.files if key.startswith("state.")}
+    generator.load_state_dict(state)
+    got = FastGenerator(generator)(torch.from_numpy(data["input"]))
+    assert (got - torch.from_numpy(data["output"])).abs().max().item() < TOLERANCE
+
+
+def test_fast_path_leaves_the_module_untouched():
+    generator = small_generator(seed=5)
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    FastGenerator(generator)
+    after = generator.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_unsupported_generators_are_refused():
+    with pytest.raises(UnsupportedGenerator):
+        FastGenerator(nn.Sequential(nn.Conv2d(4, 3, 3)))
+    lfu = small_generator(resnet_conv=FFCConvConfig(0.75, 0.75, enable_lfu=True))
+    with pytest.raises(UnsupportedGenerator, match="LFU"):
+        FastGenerator(lfu)
+
+
+def test_bad_input_is_a_clear_error():
+    fast = FastGenerator(small_generator())
+    with pytest.raises(ValueError, match="multiples of 8"):
+        fast(torch.zeros(1, 4, 60, 64))
+    with pytest.raises(ValueError, match="N x 4 x H x W"):
+        fast(torch.zeros(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="precision"):
+        FastGenerator(small_generator(), precision="int8")
+
+
+@pytest.mark.skipif(cpu_bf16_support() is None, reason="this CPU has no native bf16 (AVX512-BF16/AMX)")
+def test_bf16_stays_close_to_fp32():
+    """bf16 keeps 8 mantissa bits: the sigmoid output differs from fp32 by well under 0.05."""
+    generator = small_generator(seed=7)
+    x = network_input(64, 64, seed=7)
+    want = eager(generator, x)
+    got = FastGenerator(generator, precision="bf16")(x)
+    assert got.dtype == torch.float32
+    difference = (got - want).abs()
+    assert difference.max().item() < 0.05
+    assert difference.max().item() > 0  # it really ran in reduced precision
+
+
+def test_memory_sizes_parse():
+    assert parse_memory_size("6G") == 6 * 2**30
+    assert parse_memory_size("512M") == 512 * 2**20
+    assert parse_memory_size("1.5GiB") == int(1.5 * 2**30)
+    assert parse_memory_size(1000) == 1000
+    for bad in ("", "six", "-1G", "0"):
+        with pytest.raises(ValueError):
+            parse_memory_size(bad)
+    assert memory_budget(torch.device("cpu"), "3G") == 3 * 2**30
+
+
+def test_precision_resolution_and_threads():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == "fp32"
+    with pytest.raises(ValueError, match="CUDA only"):
+        resolve_precision("fp16", cpu)
+    previous = torch.get_num_threads()
+    try:
+        assert configure_cpu_threads(1) == 1
+    finally:
+        torch.set_num_threads(previous)

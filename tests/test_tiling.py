@@ -1,0 +1,130 @@
+"""Spatial tiling with exact halos: a tiled pass equals the untiled pass.
+
+Tolerance 1e-4 (see test_acceleration.py): tiles run the same kernels on the same values, so
+only float32 summation order inside a kernel could differ.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lama_backend.acceleration import FastGenerator, MemoryBudgetError
+from lama_backend.acceleration.geometry import LayerGeometry, chain_output_size, plan_axis, split_axis
+from tests.test_acceleration import eager, network_input, small_generator
+
+TOLERANCE = 1e-4
+
+
+def random_chain(rng: random.Random) -> list[tuple[LayerGeometry, torch.Tensor]]:
+    """Convolutions (reflect-padded, odd and even halos, strides, dilations) and transposed ones."""
+    chain, channels = [], 3
+    for _ in range(rng.randint(2, 5)):
+        out = rng.randint(1, 4)
+        if rng.random() < 0.3:
+            k, s = rng.choice([(3, 2), (4, 2), (3, 1), (2, 2)])
+            p = rng.randint(0, (k - 1) // 2)
+            geometry = LayerGeometry(k, s, p, 1, transposed=True, output_padding=rng.randint(0, s - 1))
+            weight = torch.randn(channels, out, k, k)
+        else:
+            k = rng.choice([1, 2, 3, 5, 7])
+            d = rng.choice([1, 1, 2])
+            p = rng.randint(0, d * (k - 1) // 2 + 1)
+            geometry = LayerGeometry(k, rng.choice([1, 1, 2]), p, d)
+            weight = torch.randn(out, channels, k, k)
+        chain.append((geometry, weight))
+        channels = out
+    return chain
+
+
+def run_layer(geometry: LayerGeometry, weight: torch.Tensor, x: torch.Tensor, pads) -> torch.Tensor:
+    if geometry.transposed:
+        return F.conv_transpose2d(x, weight, None, geometry.stride, geometry.padding, geometry.output_padding,
+                                  1, geometry.dilation)
+    if any(pads):
+        x = F.pad(x, pads, mode="reflect")
+    return F.conv2d(x, weight, None, geometry.stride, 0, geometry.dilation)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_planned_tiles_reproduce_an_arbitrary_chain(seed):
+    rng = random.Random(seed)
+    while True:  # draw until the chain leaves at least 2 x 2 output pixels
+        chain = random_chain(rng)
+        geometries = [g for g, _ in chain]
+        height, width = rng.randint(16, 40), rng.randint(16, 40)
+        if min(chain_output_size(geometries, height), chain_output_size(geometries, width)) >= 2:
+            break
+    x = torch.randn(1, 3, height, width, dtype=torch.float64)
+    chain = [(g, w.double()) for g, w in chain]
+    full = x
+    for geometry, weight in chain:
+        p = 0 if geometry.transposed else geometry.padding
+        full = run_layer(geometry, weight, full, (p, p, p, p))
+    out_h, out_w = full.shape[-2:]
+    tile = rng.randint(1, max(1, out_h // 2))
+    while True:
+        # a tile whose input cannot hold the rows a reflect pad mirrors is refused, never miscomputed
+        try:
+            plans = [(r0, r1, plan_axis(geometries, height, r0, r1)) for r0, r1 in split_axis(out_h, tile)]
+            col_plans = [(c0, c1, plan_axis(geometries, width, c0, c1)) for c0, c1 in split_axis(out_w, tile + 1)]
+            break
+        except ValueError as error:
+            assert "too small for reflect padding" in str(error)
+            tile *= 2
+    tiled = torch.full_like(full, float("nan"))
+    for r0, r1, rows in plans:
+        for c0, c1, cols in col_plans:
+            y = x[:, :, rows[0].lo:rows[0].hi, cols[0].lo:cols[0].hi]
+            for (geometry, weight), row, col in zip(chain, rows, cols):
+                y = run_layer(geometry, weight, y, (col.pad_before, col.pad_after, row.pad_before, row.pad_after))
+                if geometry.transposed:
+                    y = y[:, :, row.crop_start:row.crop_stop, col.crop_start:col.crop_stop]
+            tiled[:, :, r0:r1, c0:c1] = y
+    assert not torch.isnan(tiled).any()
+    assert (tiled - full).abs().max().item() < 1e-9
+
+
+def test_split_axis_covers_everything_once():
+    assert split_axis(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert split_axis(10, None) == [(0, 10)]
+    assert split_axis(3, 8) == [(0, 3)]
+    with pytest.raises(ValueError):
+        split_axis(10, 0)
+
+
+@pytest.mark.parametrize("tile", [1, 2, 3, 5])
+@pytest.mark.parametrize("size", [(56, 88), (72, 40)])
+def test_tiled_generator_equals_untiled(tile, size):
+    """Tile sizes that do not divide the 1/8 map (7x11, 9x5 cells) and tiles smaller than the halo."""
+    generator = small_generator(seed=11)
+    x = network_input(*size, seed=tile)
+    fast = FastGenerator(generator)
+    untiled = fast(x)
+    tiled = fast(x, tile=tile)
+    assert (tiled - untiled).abs().max().item() < TOLERANCE
+    assert (tiled - eager(generator, x)).abs().max().item() < TOLERANCE
+
+
+def test_tiled_generator_with_dilated_blocks_and_odd_halo():
+    """A dilated stem-free chain: the encoder's 7x7 stem (halo 3, odd) and stride-2 layers."""
+    generator = small_generator(seed=12, n_downsampling=2)
+    x = network_input(36, 52, seed=3)  # 9 x 13 cells at 1/4 resolution
+    fast = FastGenerator(generator)
+    assert fast.scale == 4
+    assert (fast(x, tile=2) - eager(generator, x)).abs().max().item() < TOLERANCE
+
+
+def test_memory_budget_picks_tiles():
+    fast = FastGenerator(small_generator(seed=1))
+    height = width = 512
+    untiled = fast.estimate_peak_bytes(1, height, width, None)
+    assert fast.choose_tile(1, height, width, None) is None
+    assert fast.choose_tile(1, height, width, untiled + 1) is None
+    tiled = fast.choose_tile(1, height, width, untiled - 1)
+    assert tiled is not None
+    assert fast.estimate_peak_bytes(1, height, width, tiled) < untiled
+    with pytest.raises(MemoryBudgetError, match="memory budget"):
+        fast.choose_tile(1, height, width, 1000)
