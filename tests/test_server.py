@@ -372,3 +372,29 @@ def test_curve_keys_admit_only_known_clients(tmp_path):
         stranger.close()
         with pytest.raises(Exception):
             LamaClient(address, implementation="pure", timeout=0.5).hello()
+
+
+def test_ipv6_loopback_bind():
+    with running_server(IdentityInpainter(), bind="tcp://[::1]:*") as server:
+        for implementation in ("zmq", "pure"):
+            with LamaClient(server.address, implementation=implementation) as client:
+                assert client.hello()["type"] == "hello"
+
+
+def test_a_job_cancelled_while_the_engine_finishes_is_still_cancelled():
+    """The engine cannot stop mid-pass; a cancel that arrives during it must still win."""
+    class Stubborn(IdentityInpainter):
+        def __call__(self, image, mask, options, progress, cancelled):
+            started.set()
+            while not cancelled():
+                time.sleep(0.005)
+            return np.array(image)  # ignores the flag, like one long torch call
+
+    started = threading.Event()
+    with running_server(Stubborn()) as server:
+        dealer = RawDealer(server.address)
+        dealer.send(inpaint_header("j"), frames_for())
+        assert started.wait(5)
+        dealer.send({"op": "cancel", "id": "j"})
+        assert dealer.recv_until(lambda h: h["type"] in ("result", "cancelled", "error"))[-1]["type"] == "cancelled"
+        dealer.close()

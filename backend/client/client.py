@@ -225,7 +225,11 @@ class LamaClient:
 
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
              cancel_event: Optional[threading.Event] = None) -> InpaintResult:
-        """Block until the job ends: its result, or JobCancelled / BackendError / BackendUnavailable."""
+        """Block until the job ends: its result, or JobCancelled / BackendError / BackendUnavailable.
+
+        Once `cancel_event` is set the outcome is JobCancelled, even when a result was already
+        on its way: a cancelled job never changes the caller's image.
+        """
         if job_id not in self._inbox:
             raise ValueError("unknown job %r (already waited for?)" % job_id)
         cancel_sent = False
@@ -251,6 +255,8 @@ class LamaClient:
                         self.cancel(job_id)
                         raise
                 elif kind == "result":
+                    if cancel_sent:  # it crossed our cancel: the caller asked for nothing to change
+                        raise JobCancelled("cancelled (the result that crossed the cancel was dropped)")
                     return self._decode_result(job_id, header, frames)
                 elif kind == "cancelled":
                     raise JobCancelled(str(header.get("reason", "cancelled")))

@@ -77,6 +77,8 @@ class ZmqTransport:
         self._zmq = zmq
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if "[" in address:
+            self._socket.setsockopt(zmq.IPV6, 1)  # libzmq refuses IPv6 literals without it
         if curve is not None:
             server_key, public_key, secret_key = curve
             self._socket.curve_serverkey = server_key

@@ -20,7 +20,7 @@ from lama_backend import __version__
 from lama_backend.client.protocol import (DEFAULT_TILE, DTYPE_SIZES, LAYOUT_CHANNELS, MAX_HEADER_BYTES, MAX_TILE,
                                           MIN_TILE, PROTOCOL_VERSION)
 
-from .config import ServerConfig, check_bind_allowed, is_loopback_host
+from .config import ServerConfig, bind_host, check_bind_allowed, is_loopback_host
 from .inpainter import Inpainter
 from .scheduler import FairQueue, Job, QueueFull
 from .validation import MAX_FRAMES, MAX_TILES, RequestError, check_common, decode_header, parse_inpaint
@@ -58,6 +58,8 @@ class Server:
         except ValueError as exc:
             raise ServerError(str(exc)) from None
         router = self.context.socket(zmq.ROUTER)
+        if ":" in bind_host(self.config.bind):
+            router.setsockopt(zmq.IPV6, 1)  # libzmq refuses IPv6 literals without it
         router.setsockopt(zmq.LINGER, 500)
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         router.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
@@ -132,6 +134,7 @@ class Server:
                     next_beat = time.monotonic() + self.config.heartbeat_interval
             self._shutdown()
         finally:
+            self.queue.drain()  # releases the worker even if the loop itself failed
             self.close()
 
     def close(self) -> None:
@@ -144,6 +147,10 @@ class Server:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+        if self._worker is not None and self._worker.is_alive():
+            self._worker.join(1.0)
+        if self._worker is not None and self._worker.is_alive():
+            return  # a job stuck in the engine holds its socket: terminating would hang; the process exits
         self.context.term()
 
     def _shutdown(self) -> None:

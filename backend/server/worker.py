@@ -94,6 +94,8 @@ class Worker(threading.Thread):
             image, mask = decode_job(spec, job.frames)
             progress(0.0, "started")
             result = self._inpainter(image, mask, dict(spec.options), progress, job.cancel.is_set)
+            if job.cancel.is_set() and job.reason != SHUTTING_DOWN:
+                raise JobCancelledError(job.reason)  # cancelled means nothing changes, even if it finished
             fields, tiles = encode_result(spec, result)
             header = {"type": "result", "id": spec.job_id, "seconds": round(time.monotonic() - started, 4), **fields}
             self._emit(KIND_END, job, header, tiles)
