@@ -134,7 +134,8 @@ def test_wrong_shapes_are_named(tmp_path: Path, reference_dir: Path) -> None:
 
 @pytest.mark.parametrize("preset", ["big-lama", "lama-fourier", "tiny", "lama-regular", "lama-dilated"])
 def test_every_preset_is_recognised_from_its_keys(preset: str) -> None:
-    state = make_generator(preset).state_dict()
+    with torch.device("meta"):  # inference reads shapes only
+        state = make_generator(preset).state_dict()
     config = infer_generator_config(state, "test")
     assert config == GENERATOR_PRESETS[preset]
     assert preset_of(config) == preset

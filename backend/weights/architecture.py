@@ -88,7 +88,8 @@ def matching_non_ffc_preset(state: Mapping[str, torch.Tensor]) -> GeneratorConfi
     for preset in GENERATOR_PRESETS.values():
         if preset.kind == "ffc_resnet":
             continue
-        expected = make_generator(preset).state_dict()
+        with torch.device("meta"):  # shapes only
+            expected = make_generator(preset).state_dict()
         if shapes == {key: tuple(value.shape) for key, value in expected.items()}:
             return preset
     return None
