@@ -8,8 +8,9 @@ Krita with tests/krita/run_real_krita.sh (what .ci/run calls).
 from __future__ import annotations
 
 import json
+import os
 import shlex
-import subprocess
+import shutil
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,57 @@ def test_headless_krita_runs_the_action_code_against_a_real_backend(profile: Pat
     assert result["no_backend"]["outcome"] == "failed"
     assert "lama-backend serve --bind" in result["no_backend"]["messages"][0]
     assert result["no_backend"]["unchanged"]
+
+
+GUI_SIZE = (640, 400)
+GUI_POST = (300, 120, 36, 200)  # x, y, w, h of the fully selected part; a soft band of 6 px follows
+
+
+@pytest.fixture
+def backend(tmp_path: Path):
+    """A real `lama-backend serve` with tiny random weights, started detached like the autostart does."""
+    from lama_backend.client import ensure_backend
+
+    weights = write_tiny_weights(tmp_path / "tiny.safetensors")
+    address = "tcp://127.0.0.1:%d" % harness.free_port()
+    ensure_backend(address, harness.backend_command(address, weights), timeout=120,
+                   log_path=str(tmp_path / "backend.log"))
+    yield address
+    harness.shutdown_backend(address)
+
+
+def test_full_krita_loads_the_plugin_runs_the_action_and_one_undo_removes_the_layer(
+        profile: Path, backend: str, tmp_path: Path) -> None:
+    harness.require("xvfb-run", "krita")
+    harness.install_driver(profile)
+    harness.enable_plugins(profile, ["lama_inpaint", "lama_gui_test"])
+    screenshot = tmp_path / "krita-screenshot.png"
+    config = {"address": backend, "width": GUI_SIZE[0], "height": GUI_SIZE[1], "post": list(GUI_POST), "margin": 32,
+              "job_timeout": 120, "out": str(tmp_path / "gui.json"), "screenshot": str(screenshot)}
+    (tmp_path / "gui.json.in").write_text(json.dumps(config))
+    run = harness.run_gui_krita(profile, {"LAMA_KRITA_GUI_CONFIG": str(tmp_path / "gui.json.in")}, timeout=300)
+    log = "krita rc=%s\n%s" % (run.returncode, run.stdout[-6000:])
+    assert (tmp_path / "gui.json").is_file(), log
+    result = json.loads((tmp_path / "gui.json").read_text())
+    assert result["errors"] == [], log + "\n".join(result["errors"])
+    assert result["action_exists"] and result["action_text"] == "Inpaint Selection"
+    assert result["menu_path"] == ["Tools", "Scripts"]
+    assert result["shortcut"] == "Ctrl+Alt+Shift+I" and result["shortcut_clashes"] == []
+    assert result["dockers"] == 1
+    assert result["saved_settings"]["address"] == backend and result["saved_settings"]["margin"] == "32"
+    assert not result["enabled_without_selection"] and result["enabled_with_selection"]
+    assert result["active_before"] == "Background"
+    assert result["running_after_trigger"], "the job runs on a worker thread: the trigger returns at once"
+    assert result["outcome"] == "done", result["status"]
+    assert result["names_after_run"] == ["Background", "Inpaint Selection", "Stripes"], "above the active layer"
+    x, y, w, h = GUI_POST
+    assert result["layer_bounds"] == [x, y, w + 6, h]  # the hard part plus the soft band
+    assert result["docker_status"].startswith("Done")
+    assert result["layer_docker_rows"] == ["Stripes", "Inpaint Selection", "Background"], "Krita's Layers docker lists it"
+    assert result["names_after_undo"] == ["Background", "Stripes"], "one undo removes the result layer"
+    assert result["layer_docker_rows_after_undo"] == ["Stripes", "Background"]
+    assert result["others_unchanged"]
+    assert screenshot.stat().st_size > 10000
+    target = os.environ.get("LAMA_KRITA_SCREENSHOT")  # set to docs/krita-screenshot.png to refresh the docs
+    if target:
+        shutil.copyfile(screenshot, target)

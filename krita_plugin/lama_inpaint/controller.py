@@ -168,7 +168,7 @@ class InpaintController(QObject):
             self._report_failure("Adding the result layer failed unexpectedly:\n\n" + traceback.format_exc())
             return
         self.progress_changed.emit(PROGRESS_STEPS)
-        self._set_status("Done: new layer \"%s\" (undo removes it)" % self.last_layer.name())
+        self._set_status("Done: added layer \"%s\"" % self.last_layer.name())
         self.finished.emit("done")
 
     @pyqtSlot(str)

@@ -124,3 +124,12 @@ def backend_command(address: str, weights: Path) -> list[str]:
     """The venv's `lama-backend serve` with the tiny test weights."""
     return [str(Path(sys.executable).with_name("lama-backend")), "serve", "--bind", address, "--weights", str(weights),
             "--device", "cpu"]
+
+
+def install_driver(profile: Path) -> None:
+    """Put the GUI test driver plugin (with the shared scene module) into the profile."""
+    pykrita = profile / "data" / "krita" / "pykrita"
+    shutil.copyfile(KRITA_TESTS / "gui_driver" / "lama_gui_test.desktop", pykrita / "lama_gui_test.desktop")
+    shutil.copytree(KRITA_TESTS / "gui_driver" / "lama_gui_test", pykrita / "lama_gui_test",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(KRITA_TESTS / "scene.py", pykrita / "lama_gui_test" / "scene.py")

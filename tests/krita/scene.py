@@ -20,12 +20,16 @@ def pack_rgba(rgba, depth):
     return struct.pack("=4" + code, *order)
 
 
-def landscape(width, height, depth):
-    """Sky, hills, and a red post in the middle: something to remove in the demo screenshot."""
+def landscape(width, height, depth, post=None):
+    """Sky and grass, with an optional red post (x, y, w, h): something to remove in the screenshot."""
     rows = []
+    px, py, pw, ph = post or (0, 0, 0, 0)
     for y in range(height):
         row = []
         for x in range(width):
+            if px <= x < px + pw and py <= y < py + ph:
+                row.append(pack_rgba((0.75, 0.15, 0.1, 1.0), depth))
+                continue
             horizon = height * 0.55 + 0.08 * height * ((x * 7919) % 97 / 97.0 - 0.5) + 0.1 * height * (
                 (x / max(width, 1)) - 0.5)
             if y < horizon:
@@ -46,14 +50,14 @@ def stripes(width, height, depth):
                     for y in range(height) for x in range(width))
 
 
-def make_document(width, height, depth, model="RGBA"):
+def make_document(width, height, depth, model="RGBA", post=None):
     """A document with a filled background, a striped top layer, the background active."""
     app = Krita.instance()
     doc = app.createDocument(width, height, "lama-test-%s-%s" % (model, depth), model, depth, "", 72.0)
     root = doc.rootNode()
     background = [n for n in root.childNodes() if n.type() == "paintlayer"][0]
     if model == "RGBA":
-        background.setPixelData(landscape(width, height, depth), 0, 0, width, height)
+        background.setPixelData(landscape(width, height, depth, post), 0, 0, width, height)
         top = doc.createNode("Stripes", "paintlayer")
         top.setPixelData(stripes(width, height, depth), 0, 0, width, height)
         root.addChildNode(top, background)
