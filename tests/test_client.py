@@ -269,3 +269,54 @@ def test_pure_implementation_is_forced_by_the_environment(monkeypatch):
         LamaClient("tcp://127.0.0.1:1", implementation="carrier-pigeon")
     with pytest.raises(ValueError, match="tcp://"):
         LamaClient("ipc:///tmp/x", implementation="pure").hello()
+
+
+PY38_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from lama_client import InpaintRequest, LamaClient, __name__ as name
+client = LamaClient(sys.argv[2])
+info = client.hello()
+width, height = 150, 70
+pixels = bytes(i % 251 for i in range(width * height * 4))
+result = client.inpaint(InpaintRequest(width, height, 4, "u8", "BGRA", pixels, b"\\x01" * (width * height), tile=64),
+                        on_progress=lambda fraction, stage: None)
+print(json.dumps({"implementation": client.implementation, "version": list(sys.version_info[:2]),
+                  "same": result.pixels == pixels, "model": info["model"]["family"]}))
+"""
+
+
+def python38() -> str | None:
+    import shutil
+    import subprocess
+
+    from pathlib import Path
+
+    candidates = [shutil.which("python3.8")] + sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.8*/bin/python3.8"))
+    for path in filter(None, candidates):
+        probe = subprocess.run([path, "-c", "import sys; print(sys.version_info[:2] == (3, 8))"],
+                               capture_output=True, text=True)
+        if probe.stdout.strip() == "True":
+            return path
+    return None
+
+
+def test_client_bundle_runs_on_python38_without_pyzmq_or_msgpack(tmp_path):
+    """What a plugin bundle does: the package copied under another name, run by a bare 3.8."""
+    import json
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    interpreter = python38()
+    if interpreter is None:
+        pytest.skip("no Python 3.8 interpreter on this machine (the syntax check in test_protocol still runs)")
+    shutil.copytree(Path(__file__).resolve().parents[1] / "backend" / "client", tmp_path / "lama_client")
+    from lama_backend.server import IdentityInpainter
+
+    with running_server(IdentityInpainter()) as server:
+        done = subprocess.run([interpreter, "-I", "-c", PY38_SCRIPT, str(tmp_path), server.address],
+                              capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"implementation": "pure", "version": [3, 8], "same": True,
+                                       "model": "identity"}
