@@ -38,6 +38,10 @@ class FairQueue:
         self._cond = threading.Condition()
         self._closed = False
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def __len__(self) -> int:
         with self._cond:
             return self._count

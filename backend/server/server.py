@@ -154,13 +154,14 @@ class Server:
         self.context.term()
 
     def _shutdown(self) -> None:
-        running = self._worker.current if self._worker else None
-        log.info("stopping: %d queued job(s) dropped%s", len(self.queue),
+        dropped = self.queue.drain()  # first, so the worker cannot start another job
+        worker = self._worker
+        running = worker.current if worker else None
+        log.info("stopping: %d queued job(s) dropped%s", len(dropped),
                  f", cancelling job {running.spec.job_id}" if running else "")
-        for job in self.queue.drain():
+        for job in dropped:
             self.pending.pop(job.key, None)
             self._reply_error(job.client, job.spec.job_id, SHUTTING_DOWN, "the backend is shutting down")
-        worker = self._worker
         if running is not None:
             running.reason = SHUTTING_DOWN
             running.cancel.set()

@@ -61,6 +61,9 @@ class Worker(threading.Thread):
                 if job is None:  # the queue was closed: shutting down
                     return
                 self.current = job
+                if self._queue.closed:  # taken just as the server began to stop
+                    job.reason = SHUTTING_DOWN
+                    job.cancel.set()
                 try:
                     self._run(job)
                 finally:
