@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import pytest
@@ -283,13 +282,15 @@ def test_the_default_recipe_changes_geometry_and_colour_of_real_photographs():
     skimage_data = pytest.importorskip("skimage.data")
     photo = skimage_data.astronaut()  # 512 x 512: no resize needed
     rng = np.random.default_rng(0)
+
+    def is_window(crop: np.ndarray) -> bool:
+        """The crop is a verbatim 256 x 256 window of the photo."""
+        tops, lefts = np.nonzero(np.all(photo[:257, :257] == crop[0, 0], axis=-1))
+        return any(np.array_equal(crop, photo[t:t + 256, l:l + 256]) for t, l in zip(tops, lefts))
+
     plain = [random_geometry(photo, 256, NONE, rng) for _ in range(8)]
     augmented = [random_photometric(random_geometry(photo, 256, AugmentConfig(), rng), AugmentConfig(), rng)
                  for _ in range(8)]
-    # every plain crop is an exact window of the photo; augmented crops mostly are not
-    def is_window(crop):
-        return any(np.array_equal(crop, photo[t:t + 256, l:l + 256]) for t in range(257) for l in (0,)) or \
-            any(np.array_equal(crop[0, :16], photo[t, l:l + 16]) for t in range(257) for l in range(257))
-    assert all(is_window(c) for c in plain)
-    assert sum(not is_window(c) for c in augmented) >= 6
-    assert math.isfinite(float(np.mean(augmented)))
+    assert all(is_window(crop) for crop in plain)
+    # a crop stays a window only if none of the 7 steps with p = 0.5 ran: 1/128 per crop
+    assert not any(is_window(crop) for crop in augmented)

@@ -10,7 +10,7 @@ import torch
 from lama_training.evaluation import (
     MetricAverages, gaussian_window, hole_metrics, masked_l1, masked_psnr, masked_ssim, ssim_map, ssim_whole,
 )
-from lama_training.evaluation.metrics import SSIM_K1, SSIM_K2
+from lama_training.evaluation.metrics import SSIM_K1
 
 
 def pair(height: int = 32, width: int = 40, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
