@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lama_backend.weights import safe_unpickle
 from lama_backend.weights.safe_unpickle import InertObject, Unpickler, loads
 
 
@@ -116,3 +117,22 @@ def test_pickled_bound_methods_stay_inert_when_called(tmp_path: Path) -> None:
     assert not marker.exists()
     assert isinstance(result, InertObject)
     assert result.pickled_global == "builtins.getattr()" and result.args == ("pickled code ran",)
+
+
+def test_tensors_with_python_attributes_load_without_them(tmp_path: Path) -> None:
+    """torch pickles such tensors through `_rebuild_from_type_v2`; the attributes are not needed."""
+    tagged = torch.arange(6.0).reshape(2, 3)
+    tagged.note = RunsShell(f"touch {tmp_path / 'attr'}")
+    path = tmp_path / "tagged.ckpt"
+    torch.save({"state_dict": {"w": tagged, "p": torch.nn.Parameter(torch.ones(2))}, "cfg": DictConfigLike({})}, path)
+    loaded = torch.load(path, weights_only=False, pickle_module=safe_unpickle)
+    assert not (tmp_path / "attr").exists()
+    assert type(loaded["state_dict"]["w"]) is torch.Tensor and torch.equal(loaded["state_dict"]["w"], tagged)
+    assert not hasattr(loaded["state_dict"]["w"], "note")
+    assert isinstance(loaded["state_dict"]["p"], torch.nn.Parameter)
+
+
+def test_rebuild_from_type_refuses_other_functions_and_types() -> None:
+    refused = [safe_unpickle.rebuild_from_type_v2(os.system, torch.Tensor, ("true",), None),
+               safe_unpickle.rebuild_from_type_v2(torch._utils._rebuild_tensor_v2, DictConfigLike, (), None)]
+    assert all(isinstance(result, InertObject) for result in refused)

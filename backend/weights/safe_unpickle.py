@@ -6,8 +6,9 @@ whatever code the file names (a `__reduce__` can call any function). This module
 `torch.load(..., weights_only=False, pickle_module=safe_unpickle)`: torch's own zip/legacy
 reader still resolves persistent ids to storages (`("storage", storage_type, key, location,
 numel)`, storage classes mapped by torch before our `find_class` sees them), while every global
-the pickle names goes through `Unpickler.find_class` below. Only tensor rebuild functions, dtypes,
-`torch.Size`/`torch.device`, `OrderedDict` and plain builtin containers resolve to real objects;
+the pickle names goes through `Unpickler.find_class` below. Only tensor rebuild functions (and a
+guarded `_rebuild_from_type_v2`), dtypes, `torch.Size`/`torch.device`, `OrderedDict` and plain
+builtin containers resolve to real objects;
 any other global becomes an `InertObject` subclass that records its name and arguments and
 executes nothing, so the weights load and the rest of the checkpoint is data we never call.
 """
@@ -27,10 +28,24 @@ UnpicklingError = pickle.UnpicklingError
 
 _DTYPES = {name: value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
 
+def rebuild_from_type_v2(func: Any, new_type: Any, args: tuple, state: Any) -> Any:
+    """torch's `_rebuild_from_type_v2` (tensors that carried Python attributes), minus the parts that
+    could reach code: the rebuild function must be allowlisted, the type a plain Tensor or
+    Parameter, and the attributes are dropped (weights do not need them)."""
+    allowed = any(func is known for known in _REBUILD_FUNCTIONS)  # identity: `==` on tensors is elementwise
+    if not allowed or not (new_type is torch.Tensor or new_type is torch.nn.Parameter):
+        return placeholder_class("torch._tensor", "_rebuild_from_type_v2")(func, new_type, args)
+    tensor = func(*args)
+    return tensor if type(tensor) is new_type else tensor.as_subclass(new_type)
+
+
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor"): torch._utils._rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): rebuild_from_type_v2,
+    ("torch", "Tensor"): torch.Tensor,
+    ("torch.nn.parameter", "Parameter"): torch.nn.Parameter,
     ("torch", "Size"): torch.Size,
     ("torch", "device"): torch.device,
     ("torch", "UntypedStorage"): torch.UntypedStorage,
@@ -45,6 +60,8 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 if hasattr(torch._utils, "_rebuild_tensor_v3"):
     ALLOWED_GLOBALS[("torch._utils", "_rebuild_tensor_v3")] = torch._utils._rebuild_tensor_v3
 ALLOWED_GLOBALS.update({("torch", name): dtype for name, dtype in _DTYPES.items()})
+_REBUILD_FUNCTIONS = tuple(value for (module, name), value in ALLOWED_GLOBALS.items()
+                           if module == "torch._utils" and name.startswith("_rebuild"))
 
 
 class InertObject:
