@@ -8,12 +8,13 @@ reader still resolves persistent ids to storages (`("storage", storage_type, key
 numel)`, storage classes mapped by torch before our `find_class` sees them), while every global
 the pickle names goes through `Unpickler.find_class` below. Only tensor rebuild functions (and a
 guarded `_rebuild_from_type_v2`), dtypes, `torch.Size`/`torch.device`, `OrderedDict` and plain
-builtin containers resolve to real objects;
-any other global becomes an `InertObject` subclass that records its name and arguments and
-executes nothing, so the weights load and the rest of the checkpoint is data we never call.
+builtin containers resolve to real objects; any other global becomes an `InertObject` subclass
+that records its name and arguments and executes nothing, so the weights load and the rest of
+the checkpoint is data we never call.
 """
 from __future__ import annotations
 
+import _codecs
 import _compat_pickle
 import builtins
 import collections
@@ -27,6 +28,7 @@ import torch._utils
 UnpicklingError = pickle.UnpicklingError
 
 _DTYPES = {name: value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
+
 
 def rebuild_from_type_v2(func: Any, new_type: Any, args: tuple, state: Any) -> Any:
     """torch's `_rebuild_from_type_v2` (tensors that carried Python attributes), minus the parts that
@@ -55,7 +57,7 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "bytearray"): builtins.bytearray,
     ("builtins", "complex"): builtins.complex,
     ("builtins", "slice"): builtins.slice,
-    ("_codecs", "encode"): __import__("_codecs").encode,  # how protocol-2 pickles store bytes
+    ("_codecs", "encode"): _codecs.encode,  # how protocol-2 pickles store bytes
 }
 if hasattr(torch._utils, "_rebuild_tensor_v3"):
     ALLOWED_GLOBALS[("torch._utils", "_rebuild_tensor_v3")] = torch._utils._rebuild_tensor_v3
