@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 from pathlib import Path
 
@@ -34,6 +33,10 @@ def profile(tmp_path: Path) -> Path:
     profile = tmp_path / "profile"
     installed = harness.install_plugin(build_bundle("krita", tmp_path / "lama_inpaint.zip"), profile / "data" / "krita")
     assert installed == ["lama_inpaint"]
+    resources = profile / "data" / "krita"
+    assert (resources / "pykrita" / "lama_inpaint.desktop").is_file()
+    assert (resources / "pykrita" / "lama_inpaint" / "lama_client" / "region.py").is_file()
+    assert (resources / "actions" / "lama_inpaint.action").is_file(), "the default shortcut comes from this file"
     return profile
 
 
@@ -41,12 +44,14 @@ def test_headless_krita_runs_the_action_code_against_a_real_backend(profile: Pat
     weights = write_tiny_weights(tmp_path / "tiny.safetensors")
     address = "tcp://127.0.0.1:%d" % harness.free_port()
     config = {"address": address, "dead_address": "tcp://127.0.0.1:%d" % harness.free_port(),
-              "autostart_command": shlex.join(harness.backend_command(address, weights)),
+              # the documented setup: only the path of lama-backend; the weights come from $LAMA_WEIGHTS
+              "autostart_command": harness.backend_command(address, weights)[0],
               "depths": ["U8", "U16", "F16", "F32"], "job_timeout": 120, "out": str(tmp_path / "result.json")}
     (tmp_path / "config.json").write_text(json.dumps(config))
     try:
         run = harness.run_kritarunner(profile, "headless_checks", "main", [str(tmp_path / "config.json")],
-                                      [harness.KRITA_TESTS, profile / "data" / "krita" / "pykrita"], timeout=480)
+                                      [harness.KRITA_TESTS, profile / "data" / "krita" / "pykrita"], timeout=480,
+                                      env_extra={"LAMA_WEIGHTS": str(weights)})
     finally:
         harness.shutdown_backend(address)  # the plugin autostarted it: detached, so stop it here
     log = "kritarunner rc=%s\n%s\n%s" % (run.returncode, run.stdout[-4000:], run.stderr[-4000:])

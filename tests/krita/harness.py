@@ -74,9 +74,10 @@ def enable_plugins(profile: Path, names: list[str], extra: str = "") -> None:
 
 
 def run_kritarunner(profile: Path, module: str, function: str, args: list[str], python_path: list[Path],
-                    timeout: float) -> subprocess.CompletedProcess:
+                    timeout: float, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = profile_env(profile)
     env.update(QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(str(p) for p in python_path))
+    env.update(env_extra or {})
     return subprocess.run(["kritarunner", "-s", module, "-f", function, "--"] + args, env=env, cwd=str(profile),
                           capture_output=True, text=True, timeout=timeout)
 
