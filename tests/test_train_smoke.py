@@ -39,12 +39,21 @@ def train_records(run_dir: Path) -> dict[int, dict]:
 def test_tiny_trains_resumes_deterministically_and_exports_a_servable_generator(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     photos = write_photos(tmp_path / "photos", 6)
+    held_out = write_photos(tmp_path / "held_out", 2, seed=1)
+    eval_dir = tmp_path / "eval"
+    assert lama_train(["make-eval-set", "--images", str(held_out), "--out", str(eval_dir), "--size", "128",
+                       "--policy", "thin-256,medium-256", "--count", "2"]) == 0
     first = tmp_path / "first"
     common = ["train", "--config", "tiny", "--train-dir", str(photos), *FAST]
-    assert lama_train([*common, "--run-dir", str(first), "--set", "trainer.max_steps=4",
+    assert lama_train([*common, "--eval-dir", str(eval_dir), "--run-dir", str(first), "--set", "trainer.max_steps=4",
                        "--set", "trainer.checkpoint_every=2"]) == 0
     records = train_records(first)
     assert sorted(records) == [1, 2, 3, 4]
+    lines = (first / "metrics.jsonl").read_text().splitlines()
+    evals = [record for record in map(json.loads, lines) if record["kind"] == "eval"]
+    assert [record["step"] for record in evals] == [0, 2, 4]  # step 0: the untrained baseline
+    assert all(record["images"] == 4 and 0 <= record["l1_hole"] <= 1 and "thin-256/psnr_hole" in record
+               for record in evals)
     assert (first / "checkpoints" / "step_0000002.pt").is_file() and (first / "samples" / "step_0000004.png").is_file()
 
     # resume from step 2 in a new run directory: step 3 and 4 see the same data and give the same losses

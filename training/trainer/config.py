@@ -42,7 +42,7 @@ class DataConfig:
     batch_size: int = 10
     num_workers: int = 4
     eval_batch_size: int = 8
-    eval_max_images: int = 0    # 0 = the whole evaluation set
+    eval_max_images: int = 0    # > 0: only the first N images of each mask policy
     mask: MaskConfig = field(default_factory=MaskConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -7,15 +7,15 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from ..data import DataError, InpaintingTrainDataset, worker_init_fn
+from ..evaluation import EvalSet, evaluate_generator
 from .config import TrainConfig
 
-__all__ = ["DataError", "DataSources", "build_sources", "make_eval_function"]
+__all__ = ["DataError", "DataSources", "build_sources"]
 
 EvalFunction = Callable[[nn.Module, torch.device], dict[str, float]]
-HoleMetrics = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -27,36 +27,16 @@ class DataSources:
     eval_size: int
 
 
-def make_eval_function(dataset: Dataset, batch_size: int, metrics: HoleMetrics) -> EvalFunction:
-    """Mean over the evaluation images of `metrics(inpainted, image, mask)` (per-image values).
-
-    The prediction is composited (known pixels from the image) before measuring, as the backend
-    serves it; the metrics only look inside the hole anyway.
-    """
-
-    def evaluate(generator: nn.Module, device: torch.device) -> dict[str, float]:
-        sums: dict[str, float] = {}
-        count = 0
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
-            image, mask = batch["image"].to(device), batch["mask"].to(device)
-            prediction = generator(torch.cat([image * (1 - mask), mask], dim=1))
-            inpainted = mask * prediction + (1 - mask) * image
-            for name, values in metrics(inpainted, image, mask).items():
-                sums[name] = sums.get(name, 0.0) + float(values.double().sum())
-            count += image.shape[0]
-        return {f"hole_{name}": total / count for name, total in sums.items()} | {"images": count}
-
-    return evaluate
-
-
 def _fixed_batch(dataset: Dataset, count: int, seed: int) -> dict[str, torch.Tensor]:
-    """The first `count` items drawn under a fixed numpy seed (the same grid rows at every step)."""
+    """`count` items spread over the dataset (several mask policies of an evaluation set), drawn
+    under a fixed numpy seed, so every sample grid of a run shows the same inputs."""
     import numpy as np
 
     state = np.random.get_state()
     np.random.seed(seed)
     try:
-        items = [dataset[i] for i in range(min(count, len(dataset)))]
+        stride = max(1, len(dataset) // count)
+        items = [dataset[i] for i in range(0, len(dataset), stride)][:count]
     finally:
         np.random.set_state(state)
     return {key: torch.stack([item[key] for item in items]) for key in ("image", "mask")}
@@ -69,25 +49,15 @@ def build_sources(config: TrainConfig) -> DataSources:
                                            mask=data.mask)
     evaluate, sample_batch, eval_size = None, None, 0
     if data.eval_dir:
-        eval_dataset: Dataset = _read_eval_set(data.eval_dir)
-        if data.eval_max_images:
-            eval_dataset = Subset(eval_dataset, range(min(data.eval_max_images, len(eval_dataset))))
-        evaluate = make_eval_function(eval_dataset, data.eval_batch_size, _hole_metrics())
-        sample_batch = _fixed_batch(eval_dataset, 4, config.trainer.seed)
-        eval_size = len(eval_dataset)
+        eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
+
+        def evaluate(generator: nn.Module, device: torch.device) -> dict[str, float]:
+            """In-hole L1 / PSNR / SSIM of the composited prediction, overall and per mask policy."""
+            return evaluate_generator(generator, eval_set, device, data.eval_batch_size)
+
+        sample_batch = _fixed_batch(eval_set, 4, config.trainer.seed)
+        eval_size = len(eval_set)
     else:
         sample_batch = _fixed_batch(train_dataset, 4, config.trainer.seed)
     return DataSources(train_dataset, worker_init_fn, evaluate, sample_batch, eval_size)
 
-
-def _read_eval_set(folder: str) -> Dataset:
-    try:
-        from ..evaluation import read_eval_set
-    except ImportError:
-        raise DataError("this lama-train has no evaluation-set reader (lama_training.evaluation)") from None
-    return read_eval_set(folder)
-
-
-def _hole_metrics() -> HoleMetrics:
-    from ..evaluation import hole_metrics
-    return hole_metrics

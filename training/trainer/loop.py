@@ -297,6 +297,8 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
     window: dict[str, list[float]] = {}
     started = time.time()
     try:
+        if evaluate is not None and step == 0 and payload is None:
+            _run_evaluation(networks, evaluate, context, log, result, step)  # the untrained baseline
         while step < stop:
             epoch, batch_in_epoch, batch = next(batches)
             image = batch["image"].to(context.device, non_blocking=True)
@@ -331,12 +333,7 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
                     _write_samples(networks.plain_generator, sample_batch or batch, run_dir / "samples" /
                                    f"step_{step:07d}.png", context.device)
             if evaluate is not None and (step % tc.eval_every == 0 or step == stop):
-                if context.is_main:
-                    metrics = _evaluate(networks.plain_generator, evaluate, context.device)
-                    result.eval_history.append({"step": step, **metrics})
-                    if log is not None:
-                        log.write(step, "eval", metrics)
-                barrier(context)
+                _run_evaluation(networks, evaluate, context, log, result, step)
             if step % tc.checkpoint_every == 0 or step == stop:
                 rng_states = all_gather_objects(context, capture_rng_state())
                 if context.is_main:
@@ -368,6 +365,17 @@ def _write_samples(generator: nn.Module, batch: Batch, path: Path, device: torch
     prediction = generator(torch.cat([image * (1 - mask), mask], dim=1))
     save_sample_grid(path, image, mask, prediction)
     generator.train(was_training)
+
+
+def _run_evaluation(networks: Networks, evaluate: EvalFunction, context: DistributedContext, log: MetricsLog | None,
+                    result: TrainResult, step: int) -> None:
+    """Rank 0 scores the fixed evaluation set; the other ranks wait for it."""
+    if context.is_main:
+        metrics = _evaluate(networks.plain_generator, evaluate, context.device)
+        result.eval_history.append({"step": step, **metrics})
+        if log is not None:
+            log.write(step, "eval", metrics)
+    barrier(context)
 
 
 def _evaluate(generator: nn.Module, evaluate: EvalFunction, device: torch.device) -> dict[str, float]:
