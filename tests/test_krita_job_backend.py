@@ -73,6 +73,9 @@ def test_job_gets_a_layer_result_and_wrong_token_gets_a_hint(weights: Path) -> N
     try:
         progress = []
         request = fields(64, 48)
+        soft = bytearray(request["mask"])
+        soft[24 * 64 + 20:24 * 64 + 44] = b"\x80" * 24  # one row of the hole half-selected
+        request["mask"] = bytes(soft)
         result = run_inpaint(request, InpaintSettings(address=address, token="right"),
                              lambda f, s: progress.append(f), threading.Event())
         assert len(result) == 64 * 48 * 4
@@ -80,6 +83,7 @@ def test_job_gets_a_layer_result_and_wrong_token_gets_a_hint(weights: Path) -> N
         hole = request["mask"]
         assert all(a == 0 for a, m in zip(alpha, hole) if m == 0), "layer output: transparent outside the hole"
         assert all(a == 255 for a, m in zip(alpha, hole) if m == 255)
+        assert [a for a, m in zip(alpha, hole) if m == 128] == [128] * 24, "soft selection = blend alpha"
         assert progress and max(progress) <= 1.0
         with pytest.raises(PluginError, match="token in the LaMa Inpaint docker"):
             run_inpaint(fields(16, 16), InpaintSettings(address=address, token="wrong"), lambda f, s: None,

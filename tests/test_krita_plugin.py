@@ -437,3 +437,24 @@ def test_controller_refuses_without_selection_and_while_running(app):
     assert "still running" in messages[-1]
     ctl.cancel()
     assert wait_for(ctl) == "cancelled"
+
+
+def test_controller_shutdown_cancels_a_running_job(app):
+    doc, _, _ = make_document(app)
+    backend = ScriptedBackend(wait_for_cancel=True)
+    ctl, _ = make_controller(app, backend)
+    assert ctl.start(doc)
+    assert backend.job_started.wait(5.0)
+    worker = ctl._worker
+    ctl.shutdown()  # what Krita's aboutToQuit triggers
+    assert worker.isFinished() and backend.saw_cancel
+    assert wait_for(ctl) == "cancelled"  # the queued signal still lands; nothing is added
+    assert len(doc.root.children) == 2
+
+
+def test_get_controller_is_one_instance_hooked_to_quit(app):
+    qt_app = QApplication.instance()
+    before = qt_app.receivers(qt_app.aboutToQuit)
+    first = controller_module.get_controller()
+    assert controller_module.get_controller() is first
+    assert qt_app.receivers(qt_app.aboutToQuit) == before + 1

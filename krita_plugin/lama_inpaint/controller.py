@@ -144,6 +144,14 @@ class InpaintController(QObject):
             self._cancel_event.set()
             self._set_status("Cancelling...")
 
+    def shutdown(self, wait_ms: int = 5000) -> None:
+        """Krita is quitting: cancel the job and give the worker a moment to end (a QThread that is
+        still running when Qt tears down aborts the whole process)."""
+        worker = self._worker
+        if worker is not None:
+            self._cancel_event.set()
+            worker.wait(wait_ms)
+
     # -- worker signals (queued onto the GUI thread) -------------------------------------------
     @pyqtSlot(float, str)
     def _on_progress(self, fraction: float, stage: str) -> None:
@@ -209,5 +217,8 @@ def get_controller() -> InpaintController:
     global _controller
     if _controller is None:
         from krita import Krita
+        from PyQt5.QtWidgets import QApplication
+
         _controller = InpaintController(Krita.instance())
+        QApplication.instance().aboutToQuit.connect(_controller.shutdown)
     return _controller
