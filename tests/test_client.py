@@ -244,10 +244,11 @@ def test_ensure_backend_reports_a_command_that_exits(tmp_path):
     log = tmp_path / "start.log"
     command = [sys.executable, "-c", "import sys; print('no weights here'); sys.exit(3)"]
     with pytest.raises(BackendUnavailable, match="exited with code 3"):
-        ensure_backend(f"tcp://127.0.0.1:{free_port()}", command, timeout=20, log_path=str(log))
+        ensure_backend(f"tcp://127.0.0.1:{free_port()}", command, timeout=20, log_path=str(log),
+                       implementation="pure")  # a refused connection shows at once, no 1 s probes
     assert "no weights here" in log.read_text()
     with pytest.raises(BackendUnavailable):
-        ensure_backend(f"tcp://127.0.0.1:{free_port()}", None)
+        ensure_backend(f"tcp://127.0.0.1:{free_port()}", None, implementation="pure")
 
 
 def test_detached_start_flags_per_platform(monkeypatch):
