@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -79,7 +80,9 @@ class InpaintingTrainDataset(Dataset):
 def worker_init_fn(worker_id: int) -> None:
     """DataLoader `worker_init_fn`: seeds `random` and `numpy` in each worker from the worker's
     torch seed (which the DataLoader derives from its generator and the worker id) and this
-    process's rank, so every worker of every rank draws different crops and masks."""
+    process's rank, so every worker of every rank draws different crops and masks. OpenCV runs
+    single-threaded in workers (like torch there): the workers already use the cores."""
+    cv2.setNumThreads(0)
     info = torch.utils.data.get_worker_info()
     base = info.seed if info is not None else torch.initial_seed()
     seed_python_and_numpy(stream_seed(base % 2**63, distributed_rank(), worker_id))
