@@ -398,3 +398,29 @@ def test_a_job_cancelled_while_the_engine_finishes_is_still_cancelled():
         dealer.send({"op": "cancel", "id": "j"})
         assert dealer.recv_until(lambda h: h["type"] in ("result", "cancelled", "error"))[-1]["type"] == "cancelled"
         dealer.close()
+
+
+class Allocating:
+    """Asks numpy or torch for an absurd buffer: a real allocation failure, not a raised stand-in."""
+
+    model_info = {"family": "test", "preset": None, "source": "allocating", "device": "cpu"}
+
+    def __init__(self, library: str) -> None:
+        self.library = library
+
+    def __call__(self, image, mask, options, progress, cancelled):
+        if self.library == "torch":
+            import torch
+
+            return torch.empty(2 ** 60, dtype=torch.uint8).numpy()
+        return np.empty(2 ** 60, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch"])
+def test_real_allocation_failures_are_out_of_memory(library):
+    with running_server(Allocating(library)) as server, LamaClient(server.address, implementation="pure") as client:
+        request, _, _ = make_job(np.random.default_rng(0), 16, 16)
+        with pytest.raises(BackendError) as failed:
+            client.inpaint(request)
+        assert failed.value.code == "out_of_memory"
+        assert client.hello()["type"] == "hello"
