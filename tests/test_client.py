@@ -321,3 +321,31 @@ def test_client_bundle_runs_on_python38_without_pyzmq_or_msgpack(tmp_path):
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"implementation": "pure", "version": [3, 8], "same": True,
                                        "model": "identity"}
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_cancel_returns_within_the_grace_while_the_engine_cannot_stop(implementation):
+    """A torch call cannot be interrupted: the waiter gets JobCancelled without waiting for it."""
+    from lama_backend.server import IdentityInpainter
+
+    class Uninterruptible(IdentityInpainter):
+        def __call__(self, image, mask, options, progress, cancelled):
+            started.set()
+            release.wait(10)  # ignores `cancelled`, like one long model pass
+            return np.array(image)
+
+    started, release = threading.Event(), threading.Event()
+    with running_server(Uninterruptible()) as server, \
+            LamaClient(server.address, implementation=implementation, cancel_grace=0.3) as client:
+        request, _, _ = make_job(np.random.default_rng(6), 32, 32)
+        cancel = threading.Event()
+        job_id = client.submit(request)
+        assert started.wait(5)
+        cancel.set()
+        begun = time.monotonic()
+        with pytest.raises(JobCancelled, match="next step"):
+            client.wait(job_id, cancel_event=cancel)
+        assert time.monotonic() - begun < 1.5
+        release.set()
+        follow_up, _, _ = make_job(np.random.default_rng(7), 24, 24)
+        assert client.inpaint(follow_up).pixels == bytes(follow_up.pixels)  # the late reply did not confuse it

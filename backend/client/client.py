@@ -89,15 +89,18 @@ class LamaClient:
 
     def __init__(self, address: str = DEFAULT_ADDRESS, token: Optional[str] = None, timeout: float = 5.0,
                  implementation: str = "auto", liveness: float = 1.5,
-                 curve: Optional[Tuple[bytes, bytes, bytes]] = None) -> None:
+                 curve: Optional[Tuple[bytes, bytes, bytes]] = None, cancel_grace: float = 1.0) -> None:
         """`timeout`: connect and hello; `liveness`: silence during a job after which the backend
         counts as gone (the server sends a heartbeat every 0.5 s while it holds a job of ours);
         `implementation`: "auto", "zmq" or "pure"; `curve`: (server public, client public,
-        client secret) z85 keys, pyzmq only."""
+        client secret) z85 keys, pyzmq only; `cancel_grace`: how long a cancelled `wait` waits
+        for the server's confirmation before raising JobCancelled anyway."""
         self.address = address
         self.token = token
         self.timeout = timeout
         self.liveness = liveness
+        self.cancel_grace = cancel_grace
+        self._cancelling: Dict[str, float] = {}  # job id -> when its cancel was sent
         self.implementation = choose_implementation(implementation)
         self._curve = curve
         self._pack, self._unpack = load_codec(self.implementation)
@@ -220,8 +223,11 @@ class LamaClient:
         return job_id
 
     def cancel(self, job_id: str) -> None:
-        """Ask the server to drop a queued or running job; its `wait` then raises JobCancelled."""
+        """Ask the server to drop a queued or running job; its `wait` then raises JobCancelled
+        (within `cancel_grace` s, even while the engine finishes the step it is in)."""
         self._send({"op": "cancel", "id": job_id})
+        if job_id in self._inbox:
+            self._cancelling.setdefault(job_id, time.monotonic())
 
     def wait(self, job_id: str, on_progress: Optional[ProgressCallback] = None,
              cancel_event: Optional[threading.Event] = None) -> InpaintResult:
@@ -232,16 +238,18 @@ class LamaClient:
         """
         if job_id not in self._inbox:
             raise ValueError("unknown job %r (already waited for?)" % job_id)
-        cancel_sent = False
         try:
             while True:
-                if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
+                if cancel_event is not None and cancel_event.is_set() and job_id not in self._cancelling:
                     self.cancel(job_id)
-                    cancel_sent = True
                 box = self._inbox[job_id]
                 if not box:
                     self._receive(_POLL_SLICE)
                     if not box:
+                        sent = self._cancelling.get(job_id)
+                        if sent is not None and time.monotonic() - sent > self.cancel_grace:
+                            # The engine stops only between steps; the caller need not wait for that.
+                            raise JobCancelled("cancelled (the backend drops the job at its next step)")
                         if time.monotonic() - self._last_rx > self.liveness:
                             raise self._drop("the backend at %s stopped answering (no heartbeat for %.1f s)"
                                              % (self.address, self.liveness))
@@ -255,7 +263,7 @@ class LamaClient:
                         self.cancel(job_id)
                         raise
                 elif kind == "result":
-                    if cancel_sent:  # it crossed our cancel: the caller asked for nothing to change
+                    if job_id in self._cancelling:  # it crossed our cancel: nothing may change now
                         raise JobCancelled("cancelled (the result that crossed the cancel was dropped)")
                     return self._decode_result(job_id, header, frames)
                 elif kind == "cancelled":
@@ -265,6 +273,7 @@ class LamaClient:
                 # accepted, and any type a newer server adds, need nothing from us.
         finally:
             self._inbox.pop(job_id, None)
+            self._cancelling.pop(job_id, None)
 
     def inpaint(self, request: InpaintRequest, on_progress: Optional[ProgressCallback] = None,
                 cancel_event: Optional[threading.Event] = None) -> InpaintResult:

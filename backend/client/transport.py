@@ -77,6 +77,7 @@ class ZmqTransport:
         self._zmq = zmq
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))  # never block a plug-in forever
         if "[" in address:
             self._socket.setsockopt(zmq.IPV6, 1)  # libzmq refuses IPv6 literals without it
         if curve is not None:
@@ -87,7 +88,10 @@ class ZmqTransport:
         self._socket.connect(address)
 
     def send(self, frames: Sequence[Any]) -> None:
-        self._socket.send_multipart(frames, copy=False)
+        try:
+            self._socket.send_multipart(frames, copy=False)
+        except self._zmq.ZMQError as exc:
+            raise ConnectionError("cannot send to the backend: %s" % exc) from exc
 
     def recv(self, timeout: Optional[float]) -> Optional[List[Any]]:
         wait_ms = None if timeout is None else max(0, int(timeout * 1000))
