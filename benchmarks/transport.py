@@ -13,6 +13,7 @@ slightly faster, so the scaled time is a slight underestimate and the ratio slig
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import threading
 import time
@@ -89,6 +90,9 @@ def main() -> None:
         print(f"round trip {args.size}x{args.size} RGBA u8 as {layout}, {implementation} client: "
               f"{seconds * 1000:.0f} ms median of {args.repeat} = {ratio:.2%} of the model pass")
     print(f"worst ratio {worst:.2%}; target < {TARGET:.0%}: {'met' if worst < TARGET else 'NOT met'}")
+    if hasattr(os, "getloadavg"):
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: other processes slow both "
+              "measurements; compare the ratio, not the seconds")
 
 
 if __name__ == "__main__":
