@@ -47,17 +47,17 @@ def build_sources(config: TrainConfig) -> DataSources:
     data = config.data
     train_dataset = InpaintingTrainDataset(data.train_dir, crop_size=data.crop_size, augment=data.augment,
                                            mask=data.mask)
-    evaluate, sample_batch, eval_size = None, None, 0
-    if data.eval_dir:
-        eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
+    if not data.eval_dir:
+        return DataSources(train_dataset, worker_init_fn, None, _fixed_batch(train_dataset, 4, config.trainer.seed), 0)
+    eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
+    return DataSources(train_dataset, worker_init_fn, _evaluator(eval_set, data.eval_batch_size),
+                       _fixed_batch(eval_set, 4, config.trainer.seed), len(eval_set))
 
-        def evaluate(generator: nn.Module, device: torch.device) -> dict[str, float]:
-            """In-hole L1 / PSNR / SSIM of the composited prediction, overall and per mask policy."""
-            return evaluate_generator(generator, eval_set, device, data.eval_batch_size)
 
-        sample_batch = _fixed_batch(eval_set, 4, config.trainer.seed)
-        eval_size = len(eval_set)
-    else:
-        sample_batch = _fixed_batch(train_dataset, 4, config.trainer.seed)
-    return DataSources(train_dataset, worker_init_fn, evaluate, sample_batch, eval_size)
+def _evaluator(eval_set: EvalSet, batch_size: int) -> EvalFunction:
+    def evaluate(generator: nn.Module, device: torch.device) -> dict[str, float]:
+        """In-hole L1 / PSNR / SSIM of the composited prediction, overall and per mask policy."""
+        return evaluate_generator(generator, eval_set, device, batch_size)
+
+    return evaluate
 

@@ -219,16 +219,14 @@ def _prune_checkpoints(directory: Path, keep: int) -> None:
 def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
           evaluate: EvalFunction | None = None, sample_batch: Batch | None = None,
           resume: str | Path | None = None, init_state: Mapping[str, Any] | None = None,
-          init_source: str = "", worker_init_fn: Callable[[int], None] | None = None,
-          max_steps: int | None = None, context: DistributedContext | None = None) -> TrainResult:
-    """Train until `config.trainer.max_steps` (or `max_steps` of this call, for tests and dry runs).
+          init_source: str = "", worker_init_fn: Callable[[int], None] | None = None) -> TrainResult:
+    """Train until `config.trainer.max_steps`; under torchrun, join the process group first.
 
     `evaluate(generator, device)` returns metrics of the fixed evaluation set; `sample_batch`
     ({image, mask}) is drawn into the sample grids. `resume` is one of our checkpoints (its
     architecture wins over `config`); `init_state` is the official checkpoint's `state_dict`.
     """
-    own_context = context is None
-    context = context or setup_distributed(config.trainer.device)
+    context = setup_distributed(config.trainer.device)
     run_dir = Path(run_dir)
     payload = None
     if resume is not None:
@@ -275,7 +273,7 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
         LOG.info("training %s on %s x %s: effective batch %d (%d per process)", config.name, context.world_size,
                  context.device, effective_batch, config.data.batch_size)
 
-    stop = tc.max_steps if max_steps is None else min(tc.max_steps, step + max_steps)
+    stop = tc.max_steps
     progress = None
     if context.is_main and tc.progress_bar:
         from tqdm import tqdm
@@ -350,8 +348,7 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
             progress.close()
         if log is not None:
             log.close()
-        if own_context:
-            teardown_distributed(context)
+        teardown_distributed(context)
     result.step = step
     result.generator, result.discriminator = networks.plain_generator, networks.plain_discriminator
     return result
