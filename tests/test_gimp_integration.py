@@ -100,38 +100,68 @@ def bundle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gimp_run(backend, bundle, tmp_path_factory):
-    """Run the batch script once in real GIMP; returns (results by case, log, files folder)."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        _unavailable("no C compiler on the host to build tests/gimp/undo_hook.c (apt-get install gcc)")
+def gimp_session():
+    """The cached Debian 13 root, mounted and locked for this module."""
     try:
         context = gimp_root.session(log=lambda line: print("[gimp-root]", line, flush=True))
         session = context.__enter__()
     except gimp_root.RootError as exc:
         _unavailable(str(exc))
     try:
-        hook_so = session.workdir / "undo_hook.so"
-        subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-Wl,-z,lazy", "-o", str(hook_so),
-                        str(REPO / "tests" / "gimp" / "undo_hook.c")], check=True)
-        hook_dir = session.workdir / "hook"
-        out = session.workdir / "out"
-        hook_dir.mkdir()
-        out.mkdir()
-        profile = session.new_profile([bundle])
-        assert os.stat(profile / "plug-ins" / "lama_inpaint" / "lama_inpaint.py").st_mode & stat.S_IXUSR
-        env = {"LAMA_TEST_DIR": session.inside(out), "LAMA_BACKEND_ADDRESS": backend, "LAMA_BACKEND_COMMAND": "none",
-               "LD_PRELOAD": session.inside(hook_so), "LAMA_UNDO_HOOK": session.inside(hook_dir)}
-        result = session.run_batch((REPO / "tests" / "gimp" / "batch_inpaint.py").read_text(), profile, env)
-        if not (out / "results.json").exists():
-            pytest.fail("the batch script wrote no results (exit %d):\n%s" % (result.returncode, result.log[-5000:]))
-        records = {record["case"]: record for record in json.loads((out / "results.json").read_text())}
-        files = tmp_path_factory.mktemp("gimp-out")
-        shutil.copytree(out, files, dirs_exist_ok=True)
-        print("gimp-console run: %.1f s" % result.seconds)
-        yield records, result.log, files
+        yield session
     finally:
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def gimp_run(gimp_session, backend, bundle, tmp_path_factory):
+    """Run the batch script once in real GIMP; returns (results by case, log, files folder)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        _unavailable("no C compiler on the host to build tests/gimp/undo_hook.c (apt-get install gcc)")
+    session = gimp_session
+    hook_so = session.workdir / "undo_hook.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-Wl,-z,lazy", "-o", str(hook_so),
+                    str(REPO / "tests" / "gimp" / "undo_hook.c")], check=True)
+    hook_dir = session.workdir / "hook"
+    out = session.workdir / "out"
+    hook_dir.mkdir()
+    out.mkdir()
+    profile = session.new_profile([bundle])
+    assert os.stat(profile / "plug-ins" / "lama_inpaint" / "lama_inpaint.py").st_mode & stat.S_IXUSR
+    env = {"LAMA_TEST_DIR": session.inside(out), "LAMA_BACKEND_ADDRESS": backend, "LAMA_BACKEND_COMMAND": "none",
+           "LD_PRELOAD": session.inside(hook_so), "LAMA_UNDO_HOOK": session.inside(hook_dir)}
+    result = session.run_batch((REPO / "tests" / "gimp" / "batch_inpaint.py").read_text(), profile, env)
+    if not (out / "results.json").exists():
+        pytest.fail("the batch script wrote no results (exit %d):\n%s" % (result.returncode, result.log[-5000:]))
+    records = {record["case"]: record for record in json.loads((out / "results.json").read_text())}
+    files = tmp_path_factory.mktemp("gimp-out")
+    shutil.copytree(out, files, dirs_exist_ok=True)
+    print("gimp-console run: %.1f s" % result.seconds)
+    return records, result.log, files
+
+
+LAST_VALUES = "plug-in-settings/GimpProcedureConfigRun-plug-in-lama-inpaint-selection.last"
+
+
+@pytest.fixture(scope="module")
+def dialog_run(gimp_session, backend, bundle):
+    """The full GIMP on Xvfb answering the plug-in's dialog (tests/gimp/batch_dialog.py)."""
+    session = gimp_session
+    out = session.workdir / "dialog-out"
+    out.mkdir()
+    profile = session.new_profile([bundle])
+    last = profile / LAST_VALUES  # as if the user had run it before with these values
+    last.parent.mkdir(parents=True, exist_ok=True)
+    last.write_text('# settings\n\n(margin 5)\n(grow 1)\n(feather 0)\n(source "layer")\n\n# end of settings\n')
+    env = {"LAMA_TEST_DIR": session.inside(out), "LAMA_BACKEND_ADDRESS": backend, "LAMA_BACKEND_COMMAND": "none"}
+    result = session.run_gui_batch((REPO / "tests" / "gimp" / "batch_dialog.py").read_text(), profile, env)
+    if not (out / "dialog.json").exists():
+        pytest.fail("the dialog batch wrote no results (exit %d):\n%s" % (result.returncode, result.log[-5000:]))
+    record = json.loads((out / "dialog.json").read_text())
+    assert "exception" not in record, record.get("exception", "") + "\nGIMP log:\n" + result.log[-4000:]
+    print("gimp-3.0 GUI run: %.1f s" % result.seconds)
+    return record, last.read_text()
 
 
 def _case(gimp_run, name):
@@ -264,6 +294,22 @@ def test_registration_as_the_real_pdb_sees_it(gimp_run):
     assert {name: value[1:] for name, value in arguments.items() if name in ("margin", "grow", "feather")} == {
         "margin": [0, 2048, "128"], "grow": [0, 256, "0"], "feather": [0, 256, "0"]}
     assert arguments["source"][0] == "ParamChoice" and arguments["source"][3] == "layer"
+
+
+def test_dialog_cancel_ok_and_remembered_values_in_the_full_gimp(dialog_run):
+    """The dialog opens with the last values, Escape cancels, Return runs with them, Repeat reuses them."""
+    record, last_values = dialog_run
+    assert record["cancel"]["status"] == "cancel" and record["cancel"]["dialog_window"]
+    assert [layer[0] for layer in record["cancel"]["layers"]] == ["paint"]
+    assert record["ok"]["status"] == "success" and record["ok"]["dialog_window"]
+    # selection (20, 16, 12 x 8) grown by the remembered margin 5 + grow 1; the default margin
+    # (128) would have given the whole 64 x 48 layer
+    assert record["ok"]["layers"] == [[LAYER_NAME, 14, 10, 24, 20], ["paint", 0, 0, 64, 48]]
+    assert record["repeat"]["status"] == "success"
+    # the repeat's layer goes directly above "paint", under the first one; GIMP numbers the name
+    assert record["repeat"]["layers"] == [[LAYER_NAME, 14, 10, 24, 20], [LAYER_NAME + " #1", 14, 10, 24, 20],
+                                          ["paint", 0, 0, 64, 48]]
+    assert "(margin 5)" in last_values and "(grow 1)" in last_values
 
 
 def test_gimp_log_is_clean(gimp_run):

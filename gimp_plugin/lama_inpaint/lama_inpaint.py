@@ -118,7 +118,7 @@ class LamaInpaint(Gimp.PlugIn):
         choice = Gimp.Choice.new()
         for index, (choice_id, label) in enumerate(SOURCE_CHOICES):
             choice.add(choice_id, index, label, "")
-        procedure.add_choice_argument("source", "_Source", "Inpaint from the selected layer or the visible image",
+        procedure.add_choice_argument("source", "So_urce", "Inpaint from the selected layer or the visible image",
                                       choice, SOURCE_CHOICES[0][0], GObject.ParamFlags.READWRITE)
         return procedure
 

@@ -31,7 +31,8 @@ from typing import Iterator, Mapping, Sequence
 
 SUITE = "trixie"
 DEFAULT_ROOT = Path("/var/tmp/lama-ci/gimp-root")
-PACKAGES = ("gimp", "python3-gi", "gir1.2-gimp-3.0", "python3-zmq", "python3-msgpack", "python3-numpy")
+PACKAGES = ("gimp", "python3-gi", "gir1.2-gimp-3.0", "python3-zmq", "python3-msgpack", "python3-numpy",
+            "xvfb", "xdotool")  # the last two drive the plug-in's dialog in the GUI test
 BUILDER_VERSION = 1  # bump when the build steps change so cached roots are rebuilt
 STAMP = "var/lib/lama-ci/ready.json"
 BOOTSTRAP_STAMP = "var/lib/lama-ci/bootstrapped"
@@ -242,12 +243,11 @@ def _seed_profile(root: Path) -> None:
 
 
 def _gimp_console(root: Path, profile_in_root: str, script: str, env: Mapping[str, str],
-                  timeout: float) -> BatchResult:
+                  timeout: float, program: Sequence[str] = ("gimp-console-3.0", "-idf")) -> BatchResult:
     env = dict(env)
     # LD_PRELOAD names a file inside the root: set it after chroot, not for the host's chroot.
     preload = ["/usr/bin/env", "LD_PRELOAD=" + env.pop("LD_PRELOAD")] if "LD_PRELOAD" in env else []
-    cmd = ["chroot", str(root), *preload, "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval",
-           "-b", "-", "--quit"]
+    cmd = ["chroot", str(root), *preload, *program, "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"]
     full_env = chroot_env({"GIMP3_DIRECTORY": profile_in_root, **env})
     start = time.monotonic()
     # Its own process group, so a hung GIMP goes down with every plug-in it started and leaves
@@ -301,6 +301,32 @@ class GimpSession:
                   timeout: float = 300) -> BatchResult:
         """Run a python-fu-eval batch script in gimp-console-3.0 -idf and return its log."""
         return _gimp_console(self.root, self.inside(profile), script, dict(env or {}), timeout)
+
+    def run_gui_batch(self, script: str, profile: Path, env: Mapping[str, str] | None = None,
+                      timeout: float = 300) -> BatchResult:
+        """The same with the full GIMP (gimp-3.0 -df) on a private Xvfb display, for dialogs."""
+        with xvfb_display(self.root) as display:
+            return _gimp_console(self.root, self.inside(profile), script, {**(env or {}), "DISPLAY": display},
+                                 timeout, program=("gimp-3.0", "-df"))
+
+
+@contextlib.contextmanager
+def xvfb_display(root: Path) -> Iterator[str]:
+    """An Xvfb server inside `root` on a display number it picks itself (-displayfd); stopped afterwards."""
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen(["chroot", str(root), "Xvfb", "-displayfd", str(write_end), "-screen", "0",
+                               "1280x1024x24", "-nolisten", "tcp"], pass_fds=(write_end,),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as announced:
+            number = announced.readline().strip()  # Xvfb writes the number once it accepts clients
+        if not number.isdigit():
+            raise RootError("Xvfb did not start inside the root (exit %s)" % server.poll())
+        yield ":" + number
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
