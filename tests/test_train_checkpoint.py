@@ -71,3 +71,32 @@ def test_foreign_files_are_not_taken_for_our_checkpoints(tmp_path) -> None:
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path) -> None:
+    import random
+
+    import numpy as np
+
+    from lama_training.trainer.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+
+    torch.manual_seed(3)
+    np.random.seed(4)
+    random.seed(5)
+    save_checkpoint(tmp_path / "c.pt", {"rng": [capture_rng_state()]})
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    restore_rng_state(torch.load(tmp_path / "c.pt", weights_only=True)["rng"][0])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert [random.random() for _ in range(3)] == expected[2]
+    assert not (tmp_path / "c.pt.tmp").exists()  # written through a temporary file, then renamed
+
+
+def test_old_step_checkpoints_are_pruned(tmp_path) -> None:
+    from lama_training.trainer.loop import _prune_checkpoints
+
+    for step in (100, 200, 300, 400):
+        (tmp_path / f"step_{step:07d}.pt").write_bytes(b"x")
+    (tmp_path / "last.pt").write_bytes(b"x")
+    _prune_checkpoints(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000300.pt", "step_0000400.pt"]
