@@ -29,7 +29,7 @@ _qt_app = QApplication.instance() or QApplication(["test"])
 import lama_inpaint  # noqa: E402,F401  (registers the extension and docker with the mock)
 IMPORT_TIME_KRITA = krita.Krita.instance()
 from lama_inpaint import controller as controller_module  # noqa: E402
-from lama_inpaint import document_io, job, settings as settings_module  # noqa: E402
+from lama_inpaint import job  # noqa: E402
 from lama_inpaint.client_api import region  # noqa: E402
 from lama_inpaint.document_io import LAYER_NAME, PluginError, apply_result, prepare_inpaint  # noqa: E402
 from lama_inpaint.settings import InpaintSettings, load_settings, save_settings  # noqa: E402
@@ -458,3 +458,22 @@ def test_get_controller_is_one_instance_hooked_to_quit(app):
     first = controller_module.get_controller()
     assert controller_module.get_controller() is first
     assert qt_app.receivers(qt_app.aboutToQuit) == before + 1
+
+
+def test_docker_follows_the_controller(app):
+    from lama_inpaint.docker import LamaInpaintDocker
+    doc, _, _ = make_document(app)
+    save_settings(app, InpaintSettings(margin=3))
+    backend = ScriptedBackend(wait_for_cancel=True)
+    controller_module._controller, _ = make_controller(app, backend)
+    docker = LamaInpaintDocker()
+    assert docker.run_button.isEnabled() and not docker.cancel_button.isEnabled()
+    docker.run_button.click()  # runs on the active document, like the action
+    assert backend.job_started.wait(5.0)
+    assert not docker.run_button.isEnabled() and docker.cancel_button.isEnabled()
+    assert docker.status.text().startswith("Inpainting")
+    docker.cancel_button.click()
+    assert wait_for(controller_module._controller) == "cancelled"
+    assert docker.status.text().startswith("Cancelled") and docker.run_button.isEnabled()
+    assert backend.saw_cancel and len(doc.root.children) == 2
+    docker.deleteLater()

@@ -7,6 +7,7 @@ Krita with tests/krita/run_real_krita.sh (what .ci/run calls).
 """
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shutil
@@ -139,6 +140,10 @@ def test_full_krita_loads_the_plugin_runs_the_action_and_one_undo_removes_the_la
     assert result["layer_docker_rows_after_undo"] == ["Stripes", "Background"]
     assert result["others_unchanged"]
     assert screenshot.stat().st_size > 10000
+    # the docker's settings outlive Krita: they are in the profile's kritarc
+    kritarc = configparser.ConfigParser(interpolation=None, strict=False)
+    kritarc.read_string("[top]\n" + (profile / "config" / "kritarc").read_text())  # KConfig allows keys before any group
+    assert kritarc["lama_inpaint"]["address"] == backend and kritarc["lama_inpaint"]["margin"] == "32"
     target = os.environ.get("LAMA_KRITA_SCREENSHOT")  # set to docs/krita-screenshot.png to refresh the docs
     if target:
         shutil.copyfile(screenshot, target)
