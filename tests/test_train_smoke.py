@@ -56,9 +56,11 @@ def test_tiny_trains_resumes_deterministically_and_exports_a_servable_generator(
                for record in evals)
     assert (first / "checkpoints" / "step_0000002.pt").is_file() and (first / "samples" / "step_0000004.png").is_file()
 
-    # resume from step 2 in a new run directory: step 3 and 4 see the same data and give the same losses
+    # resume from step 2 in a new run directory: step 3 and 4 see the same data and give the same
+    # losses; the architecture comes from the checkpoint even when the command line asks otherwise
     resumed = tmp_path / "resumed"
     assert lama_train([*common, "--run-dir", str(resumed), "--set", "trainer.max_steps=4",
+                       "--set", "generator.n_blocks=5", "--set", "discriminator.ndf=8",
                        "--resume", str(first / "checkpoints" / "step_0000002.pt")]) == 0
     again = train_records(resumed)
     assert sorted(again) == [3, 4]
