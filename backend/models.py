@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from lama_training.deepgin.generator import PAD_MODULO as DEEPGIN_PAD_MODULO
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """`auto` picks CUDA when present; asking for CUDA without one is a clear error."""
@@ -61,6 +63,22 @@ class GeneratorModel(InpaintModel):
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         masked = image * (1 - mask)
         return self.generator(torch.cat([masked, mask], dim=1))
+
+
+class DeepGINModel(InpaintModel):
+    """A DeepGIN generator (`lama_training.deepgin`): `forward(image, mask)`, sizes divisible by 16;
+    the prediction is its completed image (refined output pasted into the known pixels)."""
+
+    family = "deepgin"
+    pad_modulo = DEEPGIN_PAD_MODULO
+
+    def __init__(self, generator: nn.Module, preset: str | None, source: str, device: torch.device) -> None:
+        super().__init__(preset, source, device)
+        self.generator = generator.to(device).eval().requires_grad_(False)
+
+    @torch.inference_mode()
+    def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.generator(image, mask).completed
 
 
 class TorchScriptModel(InpaintModel):

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lama_backend.models import GeneratorModel
-from lama_backend.weights import WeightsError, load_model, read_metadata, save_weights
+from lama_backend.weights import FORMAT_VERSION, WeightsError, load_model, read_metadata, save_weights
 from lama_training.modules import GENERATOR_PRESETS, make_generator
 from tests.helpers.tiny_model import TINY_CONFIG, make_tiny_generator, write_tiny_weights
 
@@ -99,9 +99,10 @@ def test_file_whose_metadata_disagrees_with_its_tensors_names_the_keys(tmp_path:
 
 def test_newer_format_version_asks_for_an_update(tmp_path: Path) -> None:
     path = save_weights(make_tiny_generator(), TINY_CONFIG, tmp_path / "future.safetensors")
-    raw = {"lama_format": "lama-backend-weights", "format_version": "2", "generator_config": "{}"}
+    future = FORMAT_VERSION + 1
+    raw = {"lama_format": "lama-backend-weights", "format_version": str(future), "generator_config": "{}"}
     save_file(load_file(str(path)), str(path), metadata=raw)
-    with pytest.raises(WeightsError, match="version 2 is newer .* update lama-backend"):
+    with pytest.raises(WeightsError, match=f"version {future} is newer .* update lama-backend"):
         load_model(path, device="cpu")
 
 

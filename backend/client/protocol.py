@@ -21,7 +21,7 @@ DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
 # Channel order of the pixel frames; the result comes back in the request's order.
 LAYOUT_CHANNELS = {"RGB": 3, "BGR": 3, "RGBA": 4, "BGRA": 4}
 
-STRATEGIES = ("crop", "whole")
+STRATEGIES = ("crop", "whole", "subimage")
 OUTPUTS = ("composite", "layer")
 
 # Request operations and reply types.

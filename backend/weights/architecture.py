@@ -14,6 +14,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from lama_training.deepgin.generator import DeepGINConfig, make_deepgin
 from lama_training.modules import GENERATOR_PRESETS, FFCConvConfig, GeneratorConfig, make_generator
 
 from .errors import WeightsError, one_line
@@ -103,11 +104,11 @@ def preset_of(config: GeneratorConfig) -> str | None:
     return None
 
 
-def meta_generator(config: GeneratorConfig, source: str) -> nn.Module:
+def meta_generator(config: GeneratorConfig | DeepGINConfig, source: str) -> nn.Module:
     """The generator with shapes only (meta device): no memory, no random initialisation."""
     try:
         with torch.device("meta"):
-            return make_generator(config)
+            return make_deepgin(config) if isinstance(config, DeepGINConfig) else make_generator(config)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{source}: generator config is not usable ({one_line(exc)})") from None
 
@@ -129,7 +130,7 @@ def check_state_keys(expected: Mapping[str, torch.Tensor], state: Mapping[str, t
         raise WeightsError(f"{source}: " + "; ".join(problems))
 
 
-def generator_from_state(config: GeneratorConfig, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+def generator_from_state(config: GeneratorConfig | DeepGINConfig, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
     """Build the generator around the loaded tensors (strict keys; no throw-away random init)."""
     generator = meta_generator(config, source)
     expected = generator.state_dict()

@@ -1,9 +1,13 @@
 """The project's own weights format: safetensors tensors plus JSON metadata in the header.
 
 One file, `<name>.safetensors`. The safetensors header metadata (a str -> str map) holds:
-`lama_format` (the format name, "lama-backend-weights"), `format_version` ("1"), `preset` (the
-preset name or JSON null), `generator_config` (JSON of `GeneratorConfig.to_dict()`), `provenance`
-(JSON object: where the weights came from, free keys) and `dtype` ("float32" or "float16").
+`lama_format` (the format name, "lama-backend-weights"), `format_version`, `family` ("lama" or
+"deepgin"; absent in files written before DeepGIN, which are "lama"), `preset` (the preset name or
+JSON null), `generator_config` (JSON of the family's config: `GeneratorConfig.to_dict()` or
+`DeepGINConfig.to_dict()`), `provenance` (JSON object: where the weights came from, free keys) and
+`dtype` ("float32" or "float16"). `format_version` is the oldest reader version that can use the
+file: "1" for LaMa (unchanged, so older backends still read them), "2" for DeepGIN (older
+backends then ask for an update instead of misreading the config).
 Keys are the generator's `state_dict()` keys without any prefix. Keeping the metadata inside the
 file means a copy can never lose its config; no sidecar file is written or needed.
 """
@@ -18,17 +22,28 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lama_training.deepgin.generator import DeepGINConfig
 from lama_training.modules import GeneratorConfig
 
 from .architecture import check_state_keys, generator_from_state, meta_generator
 from .errors import WeightsError, one_line
 
 FORMAT_NAME = "lama-backend-weights"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this reader understands
+# model family -> (its generator config class, the format version its files are written with)
+FAMILIES: dict[str, tuple[type, int]] = {"lama": (GeneratorConfig, 1), "deepgin": (DeepGINConfig, 2)}
 SUPPORTED_DTYPES = {torch.float32: "float32", torch.float16: "float16"}
 
 
-def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path, *, preset: str | None = None,
+def family_of(config: GeneratorConfig | DeepGINConfig) -> str:
+    for family, (config_class, _) in FAMILIES.items():
+        if isinstance(config, config_class):
+            return family
+    raise WeightsError(f"no model family has a generator config of type {type(config).__name__}")
+
+
+def save_weights(generator: nn.Module, config: GeneratorConfig | DeepGINConfig, path: str | Path, *,
+                 preset: str | None = None,
                  provenance: Mapping[str, Any] | None = None, dtype: torch.dtype = torch.float32) -> Path:
     """Write `generator`'s weights and everything needed to rebuild it to one safetensors file.
 
@@ -37,6 +52,7 @@ def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path
     """
     if dtype not in SUPPORTED_DTYPES:
         raise WeightsError(f"unsupported weights dtype {dtype}: use torch.float32 or torch.float16")
+    family = family_of(config)
     state = generator.state_dict()
     source = f"saving {Path(path).name}"
     check_state_keys(meta_generator(config, source).state_dict(), state, source)  # must rebuild from its config
@@ -48,7 +64,8 @@ def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path
         tensors[key] = value.contiguous()
     metadata = {
         "lama_format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(FAMILIES[family][1]),
+        "family": family,
         "preset": json.dumps(preset),
         "generator_config": json.dumps(config.to_dict(), sort_keys=True),
         "provenance": json.dumps(dict(provenance or {}), sort_keys=True, default=str),
@@ -61,7 +78,7 @@ def save_weights(generator: nn.Module, config: GeneratorConfig, path: str | Path
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The decoded header metadata: format_version, preset, generator_config, provenance, dtype."""
+    """The decoded header metadata: format_version, family, preset, generator_config, provenance, dtype."""
     from safetensors import safe_open
 
     path = Path(path)
@@ -78,8 +95,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         if version > FORMAT_VERSION:
             raise WeightsError(f"{path}: weights format version {version} is newer than this lama-backend "
                                f"understands ({FORMAT_VERSION}); update lama-backend")
+        family = raw.get("family", "lama")
+        if family not in FAMILIES:
+            raise WeightsError(f"{path}: unknown model family {family!r} (known: {', '.join(FAMILIES)})")
         return {
             "format_version": version,
+            "family": family,
             "preset": json.loads(raw.get("preset", "null")),
             "generator_config": json.loads(raw["generator_config"]),
             "provenance": json.loads(raw.get("provenance", "{}")),
@@ -94,7 +115,7 @@ def load_safetensors_generator(path: str | Path) -> tuple[nn.Module, dict[str, A
     path = Path(path)
     metadata = read_metadata(path)
     try:
-        config = GeneratorConfig.from_dict(metadata["generator_config"])
+        config = FAMILIES[metadata["family"]][0].from_dict(metadata["generator_config"])
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{path}: stored generator config is not usable ({one_line(exc)})") from None
     try:

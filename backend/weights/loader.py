@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..models import GeneratorModel, InpaintModel, resolve_device
+from ..models import DeepGINModel, GeneratorModel, InpaintModel, resolve_device
 from .discovery import cache_candidates
 from .errors import WeightsError
 from .format import load_safetensors_generator
@@ -77,7 +77,8 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
     kind = detect_kind(path)
     if kind == KIND_SAFETENSORS:
         generator, metadata = load_safetensors_generator(path)
-        return GeneratorModel(generator, metadata["preset"], f"{path} (safetensors)", target)
+        model_class = DeepGINModel if metadata["family"] == "deepgin" else GeneratorModel
+        return model_class(generator, metadata["preset"], f"{path} (safetensors)", target)
     if kind == KIND_TORCHSCRIPT:
         from .torchscript import load_torchscript_model
         return load_torchscript_model(path, target)

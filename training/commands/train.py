@@ -67,12 +67,17 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from ..trainer.data_sources import DataError, build_sources
-    from ..trainer.loop import train
     from .export import export_checkpoint
 
     config = resolve_config(args)
     if args.resume is not None and args.init_from is not None:
         raise CommandError("--resume and --init-from exclude each other (a resumed run already has its weights)")
+    if config.family == "deepgin":  # its own phases (L1 warm-up, then adversarial); same data and checkpoints
+        if args.init_from is not None:
+            raise CommandError("--init-from reads the official LaMa checkpoint; it cannot start a DeepGIN run")
+        from ..deepgin.trainer import train
+    else:
+        from ..trainer.loop import train
     if not config.data.train_dir:
         raise CommandError("no training images: give --train-dir DIR (or data.train_dir in the config)")
     try:
@@ -86,9 +91,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     init_state = read_official_checkpoint(args.init_from) if args.init_from is not None else None
     try:
+        family_arguments = {} if config.family == "deepgin" else {"init_state": init_state,
+                                                                  "init_source": str(args.init_from or "")}
         result = train(config, args.run_dir, sources.train_dataset, evaluate=sources.evaluate,
-                       sample_batch=sources.sample_batch, resume=args.resume, init_state=init_state,
-                       init_source=str(args.init_from or ""), worker_init_fn=sources.worker_init_fn)
+                       sample_batch=sources.sample_batch, resume=args.resume, worker_init_fn=sources.worker_init_fn,
+                       **family_arguments)
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         raise CommandError(" ".join(str(exc).split())) from None
     if result.last_checkpoint is not None:  # rank 0 only

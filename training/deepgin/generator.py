@@ -33,6 +33,11 @@ class DeepGINConfig:
     refine_rates: tuple[int, ...] = (2, 3, 4, 5)
     kind: str = "deepgin"
 
+    def __post_init__(self) -> None:
+        # YAML and JSON give lists; tuples keep the config hashable and equal to the presets
+        for name in ("coarse_rates", "refine_rates"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

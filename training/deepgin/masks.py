@@ -28,6 +28,10 @@ class AIMMaskConfig:
     ca_birth: int = 5                 # a cell becomes a hole with >= this many hole neighbours
     ca_survive: int = 4               # a hole cell stays with >= this many hole neighbours
 
+    def __post_init__(self) -> None:
+        # YAML gives a list; a tuple keeps the config hashable
+        object.__setattr__(self, "stroke_width_fraction", tuple(self.stroke_width_fraction))
+
 
 def rectangle_mask(height: int, width: int, rng: np.random.Generator, config: AIMMaskConfig = AIMMaskConfig()) -> np.ndarray:
     box_h = int(round(height * rng.uniform(config.rect_min_fraction, config.rect_max_fraction)))

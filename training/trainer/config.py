@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import yaml
 
@@ -91,6 +91,8 @@ class TrainerConfig:
 
 @dataclass
 class TrainConfig:
+    family: ClassVar[str] = "lama"  # the model family (a DeepGIN run has a DeepGINTrainConfig)
+
     name: str = "big-lama"
     generator: GeneratorConfig = field(default_factory=lambda: GENERATOR_PRESETS["big-lama"])
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -224,8 +226,17 @@ def read_config_file(name_or_path: str) -> dict[str, Any]:
 
 
 def load_config(name_or_path: str | Mapping[str, Any], overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a preset or file, apply `KEY=VALUE` overrides, validate into a `TrainConfig`."""
+    """Read a preset or file, apply `KEY=VALUE` overrides, validate into a `TrainConfig`.
+
+    A file with `family: deepgin` gives a `lama_training.deepgin.config.DeepGINTrainConfig` instead
+    (same sections `data` and `trainer`, same overrides); `family: lama` or none is LaMa."""
     raw = dict(read_config_file(name_or_path)) if isinstance(name_or_path, str) else dict(name_or_path)
+    family = raw.pop("family", "lama")
+    if family == "deepgin":
+        from ..deepgin.config import load_deepgin_config
+        return load_deepgin_config(raw, overrides)
+    if family != "lama":
+        raise ConfigError(f"family: unknown model family {family!r}; known: lama, deepgin")
     raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy with plain types
     _expand_generator(raw)
     for text in overrides:

@@ -15,6 +15,10 @@ def generator_from_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig,
     """(generator in eval mode with the checkpoint's weights, the run's config, {step, epoch})."""
     payload = load_checkpoint(path)
     config = config_from_dict(payload["config"])
-    generator = make_generator(config.generator)
+    if config.family == "deepgin":
+        from ..deepgin.generator import make_deepgin as build
+    else:
+        build = make_generator
+    generator = build(config.generator)
     strict_load(generator, payload["generator"], "generator", str(path))
     return generator.eval(), config, {"step": payload["step"], "epoch": payload["epoch"]}
