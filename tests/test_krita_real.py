@@ -139,6 +139,11 @@ def test_full_krita_loads_the_plugin_runs_the_action_and_one_undo_removes_the_la
     assert result["names_after_undo"] == ["Background", "Stripes"], "one undo removes the result layer"
     assert result["layer_docker_rows_after_undo"] == ["Stripes", "Background"]
     assert result["others_unchanged"]
+    assert result["layer_source_setting"] == "layer"
+    assert result["layer_source_reads_active_layer"] and result["layer_source_differs_from_composite"]
+    assert result["layer_source_outcome"] == "done"
+    assert result["names_after_layer_source"] == ["Background", "Inpaint Selection", "Stripes"]
+    assert result["layer_source_pixels_equal_backend"]
     assert screenshot.stat().st_size > 10000
     # the docker's settings outlive Krita: they are in the profile's kritarc
     kritarc = configparser.ConfigParser(interpolation=None, strict=False)

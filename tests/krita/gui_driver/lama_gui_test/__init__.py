@@ -173,6 +173,44 @@ class GuiDriver(Extension):
         out["layer_docker_rows_after_undo"] = layer_docker_rows(self.qwindow)
         out["others_unchanged"] = self.before == [(n.name(), bytes(n.pixelData(0, 0, doc.width(), doc.height())))
                                                   for n in scene.paint_layers(doc)]
+        self.later(500, self.run_layer_source)
+
+    def run_layer_source(self):
+        """Second run with Source = "Active layer only": the model must see the background alone."""
+        from lama_inpaint.document_io import prepare_inpaint
+        from lama_inpaint.settings import load_settings
+
+        doc, out = self.doc, self.out
+        self.docker.source.setCurrentIndex(self.docker.source.findData("layer"))
+        settings = load_settings(Krita.instance())
+        out["layer_source_setting"] = settings.source
+        self.snapshot = snapshot = prepare_inpaint(doc, settings)
+        self.snapshot_fields = snapshot.request_fields(settings)
+        area = snapshot.region
+        out["layer_source_reads_active_layer"] = snapshot.pixels == bytes(
+            self.background.pixelData(area.x, area.y, area.width, area.height))
+        out["layer_source_differs_from_composite"] = snapshot.pixels != bytes(
+            doc.pixelData(area.x, area.y, area.width, area.height))
+        self.controller.finished.disconnect(self.job_finished)
+        self.controller.finished.connect(self.layer_source_finished)
+        self.action.trigger()
+
+    def layer_source_finished(self, kind):
+        from lama_inpaint.document_io import LAYER_NAME
+        from lama_inpaint.lama_client import InpaintRequest, LamaClient, region
+
+        doc, out, snapshot = self.doc, self.out, self.snapshot
+        out["layer_source_outcome"] = kind
+        out["names_after_layer_source"] = [n.name() for n in scene.paint_layers(doc)]
+        client = LamaClient(self.cfg["address"], timeout=10.0)
+        try:
+            expected = client.inpaint(InpaintRequest(**self.snapshot_fields)).pixels
+        finally:
+            client.close()
+        layer = [n for n in scene.paint_layers(doc) if n.name() == LAYER_NAME][0]
+        area = snapshot.region
+        out["layer_source_pixels_equal_backend"] = bytes(layer.pixelData(area.x, area.y, area.width, area.height)) == \
+            region.build_layer_pixels(expected, area, snapshot.fmt)
         self.finish()
 
 
