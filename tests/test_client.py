@@ -9,6 +9,7 @@ import pytest
 
 from lama_backend.client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled, LamaClient,
                                  PROTOCOL_VERSION)
+from lama_backend.client.protocol import STRATEGIES
 from lama_backend.engine import InpaintOptions
 from lama_backend.server import ServerConfig
 from tests.test_server_harness import GatedInpainter, free_port, make_job, running_server, tiny_engine, to_layout
@@ -46,6 +47,8 @@ def test_hello_names_the_protocol_and_the_weights_serving(client, server):
     assert info["model"]["source"].endswith("tiny.safetensors (safetensors)")
     assert info["device"] == "cpu"
     assert info["limits"]["max_pixels"] == ServerConfig().max_pixels
+    assert info["strategies"] == list(STRATEGIES) and info["outputs"] == ["composite", "layer"]
+    assert info["layouts"] == ["RGB", "BGR", "RGBA", "BGRA"] and info["dtypes"] == ["u8", "u16", "f32"]
     assert client.implementation in IMPLEMENTATIONS
 
 

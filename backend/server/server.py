@@ -18,7 +18,7 @@ import zmq
 
 from lama_backend import __version__
 from lama_backend.client.protocol import (DEFAULT_TILE, DTYPE_SIZES, LAYOUT_CHANNELS, MAX_HEADER_BYTES, MAX_TILE,
-                                          MIN_TILE, PROTOCOL_VERSION)
+                                          MIN_TILE, OUTPUTS, PROTOCOL_VERSION, STRATEGIES)
 
 from .config import ServerConfig, bind_host, check_bind_allowed, is_loopback_host
 from .inpainter import Inpainter
@@ -276,7 +276,8 @@ class Server:
             "model": {"family": info.get("family"), "preset": info.get("preset"), "source": info.get("source")},
             "auth": self.config.auth, "queued": len(self.queue),
             "heartbeat_interval": self.config.heartbeat_interval,
-            "dtypes": list(DTYPE_SIZES), "layouts": list(LAYOUT_CHANNELS),
+            "dtypes": list(DTYPE_SIZES), "layouts": list(LAYOUT_CHANNELS), "strategies": list(STRATEGIES),
+            "outputs": list(OUTPUTS),
             "limits": {"max_pixels": self.config.max_pixels, "min_tile": MIN_TILE, "max_tile": MAX_TILE,
                        "default_tile": DEFAULT_TILE, "max_tiles": MAX_TILES, "max_header_bytes": MAX_HEADER_BYTES,
                        "max_frame_bytes": self.config.max_frame_bytes,
