@@ -37,6 +37,7 @@ class InpaintModel(ABC):
 
     family: str = "lama"
     pad_modulo: int = 8
+    supports_refinement: bool = False  # has `refine(image, mask, progress, cancelled)`
 
     def __init__(self, preset: str | None, source: str, device: torch.device) -> None:
         self.preset = preset
@@ -53,16 +54,57 @@ class InpaintModel(ABC):
 
 
 class GeneratorModel(InpaintModel):
-    """One of our generators (`lama_training.modules`), fed `cat([image * (1 - mask), mask])`."""
+    """One of our generators (`lama_training.modules`), fed `cat([image * (1 - mask), mask])`.
 
-    def __init__(self, generator: nn.Module, preset: str | None, source: str, device: torch.device) -> None:
+    Predictions run on the fast path (`lama_backend.acceleration`) derived from the same module,
+    tiled automatically to stay within `max_memory` (bytes; None = a share of the memory free now,
+    on CUDA capped by the GPU's free memory). Generators the fast path does not know run eagerly.
+    """
+
+    supports_refinement = True
+
+    def __init__(self, generator: nn.Module, preset: str | None, source: str, device: torch.device,
+                 precision: str = "auto", max_memory: int | str | None = None) -> None:
         super().__init__(preset, source, device)
         self.generator = generator.to(device).eval().requires_grad_(False)
+        self.max_memory = max_memory
+        self.fast = None
+        self.set_precision(precision)
+
+    def set_precision(self, precision: str = "auto") -> None:
+        """Rebuild the fast path in `precision` ("auto", "fp32", "bf16", "fp16")."""
+        from .acceleration import FastGenerator, UnsupportedGenerator
+        from .acceleration.runtime import configure_cuda, resolve_precision
+        resolved = resolve_precision(precision, self.device)
+        if self.device.type == "cuda":
+            configure_cuda()
+        try:
+            self.fast = FastGenerator(self.generator, self.device, resolved)
+        except UnsupportedGenerator:
+            self.fast = None
+        self.precision = resolved if self.fast is not None else "fp32"
 
     @torch.inference_mode()
     def predict(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         masked = image * (1 - mask)
-        return self.generator(torch.cat([masked, mask], dim=1))
+        x = torch.cat([masked, mask], dim=1)
+        if self.fast is None:
+            return self.generator(x)
+        from .acceleration.memory import memory_budget
+        batch, _, height, width = x.shape
+        tile = self.fast.choose_tile(batch, height, width, memory_budget(self.device, self.max_memory))
+        return self.fast(x, tile=tile)
+
+    def refine(self, image: torch.Tensor, mask: torch.Tensor, progress=None, cancelled=None) -> torch.Tensor:
+        """High-resolution refinement (`lama_backend.refinement`): slower, sharper large fills."""
+        from .acceleration.memory import memory_budget
+        from .refinement import REFINE_BYTES_PER_PIXEL, Refiner
+        encode = None
+        if self.fast is not None and self.fast.precision == "fp32":
+            encode = self.fast.encode
+        budget = memory_budget(self.device, self.max_memory)
+        max_pixels = None if budget is None else budget // REFINE_BYTES_PER_PIXEL
+        return Refiner(self.generator, encode=encode).refine(image, mask, progress, cancelled, max_pixels)
 
 
 class DeepGINModel(InpaintModel):

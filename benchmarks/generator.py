@@ -93,7 +93,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
     from lama_backend.acceleration import FastGenerator
     from lama_backend.acceleration.runtime import configure_cpu_threads
-    configure_cpu_threads()
+    configure_cpu_threads(args.threads)
     generator = build_generator(args.preset)
     x = network_input(args.size)
     if args.config == "reference":
@@ -130,6 +130,8 @@ def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, m
     command = [sys.executable, __file__, "--worker", config, "--size", str(size), "--output", str(output),
                "--preset", args.preset, "--warmup", str(args.warmup if size <= 1024 else 0),
                "--repeat", str(args.repeat if size <= 1024 else 1)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     if max_memory:
         command += ["--worker-max-memory", max_memory]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -154,6 +156,7 @@ def main() -> None:
     parser.add_argument("--preset", default="big-lama")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: every usable core)")
     parser.add_argument("--tiled", type=int, default=None, help="also run the fast path at this size under --max-memory")
     parser.add_argument("--max-memory", default="4G")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -62,7 +62,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", choices=STRATEGIES, default="crop",
                         help="crop: one model run per masked region at full resolution; whole: one run on the "
                              "image; subimage: DeepGIN's strided 256x256 sub-images per region")
+    parser.add_argument("--quality", choices=("fast", "refine"), default="fast",
+                        help="fast: one network pass; refine: multiscale refinement for large holes at high "
+                             "resolution (much slower)")
+    parser.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                        help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
+                             "large images are tiled to fit")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="auto: fp32 on CPU, bf16/fp16 on CUDA; bf16 needs a CPU with AVX512-BF16 or AMX")
     parser.set_defaults(func=inpaint_command)
+
+
+def memory_size(text: str) -> int:
+    from lama_backend.acceleration.memory import parse_memory_size
+    try:
+        return parse_memory_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -128,16 +144,17 @@ def inpaint_command(args: argparse.Namespace) -> int:
     else:
         raise CommandError("IMAGE and MASK must both be files or both be folders")
     from lama_backend.engine import InpaintOptions
-    options = InpaintOptions(grow=args.grow, feather=args.feather, margin=args.margin, strategy=args.strategy)
+    options = InpaintOptions(grow=args.grow, feather=args.feather, margin=args.margin, strategy=args.strategy,
+                             quality=args.quality)
     if folders == (False, False):
         # one pair: read and check it before the (slow) weights, so a bad file fails in milliseconds
         pair = load_pair(*jobs[0][:2])
         check_writable(jobs[0][2], pair[0].mode)
-        engine = load_engine(args.weights, args.device)
+        engine = load_engine(args.weights, args.device, args.max_memory, args.precision)
         run_job(engine, options, jobs[0], pair)
         log.info("wrote %s", jobs[0][2])
         return 0
-    engine = load_engine(args.weights, args.device)
+    engine = load_engine(args.weights, args.device, args.max_memory, args.precision)
     from tqdm import tqdm
     with tqdm(jobs, unit="image", file=sys.stderr, desc="inpaint") as bar:
         for job in bar:
@@ -165,13 +182,19 @@ def plan_folder_jobs(images_dir: Path, masks_dir: Path, output_dir: Path) -> lis
     return [(image, mask, output_dir / image.name) for image, mask in pair_folders(images_dir, masks_dir)]
 
 
-def load_engine(weights: str | None, device: str) -> InpaintEngine:
+def load_engine(weights: str | None, device: str, max_memory: int | None = None,
+                precision: str = "auto") -> InpaintEngine:
     """Find and load the weights (WeightsError is already a one-line CommandError) and log which serve."""
+    from lama_backend.acceleration import configure_model
     from lama_backend.engine import InpaintEngine
     from lama_backend.weights import discover_weights, load_model
 
     path = discover_weights(weights)
     model = load_model(path, device)
+    try:
+        configure_model(model, max_memory, precision)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     log.info("weights: %s (preset %s) on %s", model.source, model.preset or "custom", model.device)
     return InpaintEngine(model)
 

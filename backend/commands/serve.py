@@ -28,12 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int, default=8192 * 8192, help="pixel budget per job")
     parser.add_argument("--max-queued", type=int, default=16, help="queued jobs allowed per client")
     parser.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
+    parser.add_argument("--max-memory", default=None, metavar="SIZE",
+                        help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
+                             "large images are tiled to fit")
     parser.set_defaults(func=serve)
 
 
 def serve(args: argparse.Namespace) -> int:
     if args.max_pixels < 1 or args.max_queued < 1:
         raise CommandError("--max-pixels and --max-queued must be at least 1")
+    if args.max_memory is not None:
+        from ..acceleration.memory import parse_memory_size
+        try:
+            parse_memory_size(args.max_memory)
+        except ValueError as error:
+            raise CommandError(f"--max-memory: {error}") from None
     server_log = logging.getLogger("lama_backend")
     if server_log.getEffectiveLevel() > logging.INFO:
         server_log.setLevel(logging.INFO)  # a daemon's log says what it serves and which jobs ran
@@ -66,6 +75,10 @@ def run_server(args: argparse.Namespace) -> int:
     logging.getLogger("lama_backend.server").info("listening on %s; loading weights", address)
     try:
         server.inpainter = load_inpainter(args.weights, args.device)
+        from ..acceleration import configure_model
+        engine = getattr(server.inpainter, "engine", None)
+        if engine is not None:
+            configure_model(engine.model, args.max_memory)
     except BaseException:
         server.close()
         raise

@@ -13,6 +13,7 @@ import torch
 
 from lama_training.deepgin.subimage import merge, split, stride_for
 
+from ..acceleration import MemoryBudgetError
 from ..models import InpaintModel
 from .compositing import composite_into, layer_into
 from .crops import Box, plan_crops
@@ -87,11 +88,16 @@ class InpaintEngine:
             boxes = [Box(0, 0, height, width)]
         else:
             boxes = plan_crops(hole, options.margin, MIN_MODEL_SIDE)
+        if options.quality == "refine" and not getattr(self.model, "supports_refinement", False):
+            raise InpaintError(f"quality 'refine' is not available for {self.model.family} models; use 'fast'")
         for index, box in enumerate(boxes):
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled before region {index + 1} of {len(boxes)}")
             report(index / len(boxes), f"inpainting region {index + 1}/{len(boxes)}")
-            prediction = self.predict(image[box.slices], hole[box.slices], options.strategy == "subimage")
+            if options.quality == "refine":
+                prediction = self.refine(image[box.slices], hole[box.slices], index, len(boxes), report, cancelled)
+            else:
+                prediction = self.predict(image[box.slices], hole[box.slices], options.strategy == "subimage")
             write(out[box.slices], image[box.slices], prediction, weight[box.slices])
         report(1.0, "done")
         return out
@@ -108,11 +114,35 @@ class InpaintEngine:
         with torch.inference_mode():
             rgb_tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
             mask_tensor = torch.from_numpy(np.ascontiguousarray(mask))[None, None].to(device)
-            predicted = self.model.predict(rgb_tensor, mask_tensor)
+            try:
+                predicted = self.model.predict(rgb_tensor, mask_tensor)
+            except MemoryBudgetError as error:
+                raise InpaintError(str(error)) from None
             if tuple(predicted.shape) != tuple(rgb_tensor.shape):
                 raise InpaintError(f"the model returned shape {tuple(predicted.shape)} "
                                    f"for input {tuple(rgb_tensor.shape)}")
             result = predicted[0, :, :height, :width].float().cpu().numpy()
+        return np.ascontiguousarray(result.transpose(1, 2, 0))
+
+    def refine(self, pixels: np.ndarray, hole: np.ndarray, index: int, count: int, report: ProgressCallback,
+               cancelled: Callable[[], bool] | None) -> np.ndarray:
+        """Like `predict`, through the model's high-resolution refinement (needs autograd)."""
+        from ..refinement import RefinementCancelled
+        height, width = hole.shape
+        modulo = self.model.pad_modulo
+        rgb = pad_to_modulo(to_unit(pixels[..., :3]), modulo, MIN_MODEL_SIDE)
+        mask = pad_to_modulo(hole.astype(np.float32), modulo, MIN_MODEL_SIDE)
+        rgb_tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.model.device)
+        mask_tensor = torch.from_numpy(np.ascontiguousarray(mask))[None, None].to(self.model.device)
+
+        def step(fraction: float, stage: str) -> None:
+            report((index + fraction) / count, f"region {index + 1}/{count}: {stage}")
+
+        try:
+            predicted = self.model.refine(rgb_tensor, mask_tensor, step, cancelled)
+        except RefinementCancelled as error:
+            raise Cancelled(str(error)) from None
+        result = predicted[0, :, :height, :width].float().cpu().numpy()
         return np.ascontiguousarray(result.transpose(1, 2, 0))
 
     def _predict_subimages(self, pixels: np.ndarray, hole: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ from .errors import InpaintError
 
 STRATEGIES = ("crop", "whole", "subimage")
 OUTPUTS = ("composite", "layer")
+QUALITIES = ("fast", "refine")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class InpaintOptions:
         256 x 256 sub-images that are inpainted separately and re-interleaved).
     soft_mask: mask values are blend weights instead of a yes/no hole.
     output: "composite" (the full image) or "layer" (RGBA, prediction in the hole, 0 elsewhere).
+    quality: "fast" (one network pass) or "refine" (multiscale feature refinement, much slower;
+      models without it refuse).
     """
 
     grow: int = 0
@@ -30,6 +33,7 @@ class InpaintOptions:
     strategy: str = "crop"
     soft_mask: bool = False
     output: str = "composite"
+    quality: str = "fast"
 
     def __post_init__(self) -> None:
         for name in ("grow", "feather", "margin"):
@@ -40,5 +44,7 @@ class InpaintOptions:
             raise InpaintError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.output not in OUTPUTS:
             raise InpaintError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if self.quality not in QUALITIES:
+            raise InpaintError(f"quality must be one of {', '.join(QUALITIES)}, got {self.quality!r}")
         if not isinstance(self.soft_mask, bool):
             raise InpaintError(f"soft_mask must be true or false, got {self.soft_mask!r}")
