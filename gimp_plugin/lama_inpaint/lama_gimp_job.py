@@ -6,6 +6,7 @@ Every failure becomes a PluginError whose message tells the user what happened a
 """
 import os
 import shlex
+import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
@@ -68,9 +69,7 @@ class BackendSettings:
     def from_environment(cls, environ: Optional[dict] = None,
                          which: Optional[Callable[[str], Optional[str]]] = None) -> "BackendSettings":
         env = os.environ if environ is None else environ
-        if which is None:
-            import shutil
-            which = shutil.which
+        which = which or shutil.which
         address = env.get("LAMA_BACKEND_ADDRESS", "").strip() or DEFAULT_ADDRESS
         token = env.get("LAMA_BACKEND_TOKEN", "").strip() or None
         command = env.get("LAMA_BACKEND_COMMAND", "").strip()
