@@ -27,6 +27,8 @@ from .folding import FoldedConv, UnsupportedGenerator, batch_norm_affine, concat
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
 from .kernels import ConvKernel, mkldnn_fused_ops_available
 
+#: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
+MIN_TILE = 2
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CL = torch.channels_last
 
@@ -405,11 +407,17 @@ class FastGenerator:
         """The largest tiling (None = untiled) whose estimated peak fits `budget` bytes."""
         if budget is None:
             return None
-        candidates: list[int | None] = [None, 256, 128, 64, 32, 16]
+        cells = max(height, width) // self.scale
+        candidates: list[int | None] = [None]
+        tile = 256
+        while tile >= MIN_TILE:
+            if tile < cells:
+                candidates.append(tile)
+            tile //= 2
         for tile in candidates:
             if self.estimate_peak_bytes(batch, height, width, tile) <= budget:
                 return tile
         need = self.estimate_peak_bytes(batch, height, width, candidates[-1])
-        raise MemoryBudgetError(f"a {width}x{height} pass needs about {need / 2**30:.1f} GiB even when tiled, "
-                                f"more than the {budget / 2**30:.1f} GiB memory budget; raise --max-memory "
+        raise MemoryBudgetError(f"a {width}x{height} pass needs about {need / 2**20:.0f} MiB even when tiled, "
+                                f"more than the {budget / 2**20:.0f} MiB memory budget; raise --max-memory "
                                 f"or inpaint a smaller region")
