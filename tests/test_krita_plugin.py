@@ -31,7 +31,7 @@ IMPORT_TIME_KRITA = krita.Krita.instance()
 from lama_inpaint import controller as controller_module  # noqa: E402
 from lama_inpaint import job  # noqa: E402
 from lama_inpaint.client_api import region  # noqa: E402
-from lama_inpaint.document_io import LAYER_NAME, PluginError, apply_result, prepare_inpaint  # noqa: E402
+from lama_inpaint.document_io import LAYER_NAME, PluginError, apply_result, layer_pixels, prepare_inpaint  # noqa: E402
 from lama_inpaint.settings import InpaintSettings, load_settings, save_settings  # noqa: E402
 
 SAMPLE = {"U8": ("B", 255), "U16": ("H", 65535), "F16": ("e", 1.0), "F32": ("f", 1.0)}
@@ -124,6 +124,14 @@ def test_prepare_margin_covers_grow_and_feather(app):
     assert job_.region == region.Rect(30, 30, 30, 30)
 
 
+def test_prepare_keeps_kritas_bytes_and_widens_half_floats_only_for_the_wire(app):
+    doc, _, _ = make_document(app, depth="F16")
+    job_ = prepare_inpaint(doc, InpaintSettings(margin=2))
+    area = job_.region
+    assert job_.pixels == doc.pixelData(area.x, area.y, area.width, area.height)
+    assert len(job_.request_fields(InpaintSettings())["pixels"]) == 2 * len(job_.pixels)
+
+
 def test_prepare_active_layer_source_reads_that_layer(app):
     doc, background, _ = make_document(app)
     job_ = prepare_inpaint(doc, InpaintSettings(margin=2, source="layer"))
@@ -182,7 +190,7 @@ def test_apply_adds_one_layer_above_active_in_one_undo_step(app, depth):
     before = snapshot_layers(doc)
     job_ = prepare_inpaint(doc, InpaintSettings(margin=3))
     result, area = layer_result(job_)
-    layer = apply_result(app, job_, result)
+    layer = apply_result(app, job_, layer_pixels(job_, result))
     names = [n.name() for n in doc.root.children]
     assert names == ["Background", LAYER_NAME, "Paint"]
     assert doc.undo_log == [("addChildNode", LAYER_NAME)]  # one undo step, nothing else
@@ -200,14 +208,16 @@ def test_apply_refuses_malformed_result_without_adding_a_layer(app):
     job_ = prepare_inpaint(doc, InpaintSettings(margin=3))
     result, _ = layer_result(job_)
     with pytest.raises(PluginError, match="malformed"):
-        apply_result(app, job_, result[:-4])
+        layer_pixels(job_, result[:-4])
+    with pytest.raises(PluginError, match="region needs"):
+        apply_result(app, job_, layer_pixels(job_, result)[:-4])
     assert len(doc.root.children) == 2 and doc.undo_log == []
 
 
 def test_apply_after_document_closed_or_resized_changes_nothing(app):
     doc, _, _ = make_document(app)
     job_ = prepare_inpaint(doc, InpaintSettings(margin=3))
-    result, _ = layer_result(job_)
+    result = layer_pixels(job_, layer_result(job_)[0])
     doc.resize_for_test(41, 30)
     with pytest.raises(PluginError, match="changed size"):
         apply_result(app, job_, result)
@@ -222,7 +232,7 @@ def test_apply_when_anchor_was_deleted_goes_on_top(app):
     doc, background, _ = make_document(app)
     job_ = prepare_inpaint(doc, InpaintSettings(margin=3))
     background.remove()
-    apply_result(app, job_, layer_result(job_)[0])
+    apply_result(app, job_, layer_pixels(job_, layer_result(job_)[0]))
     assert [n.name() for n in doc.root.children] == ["Paint", LAYER_NAME]
 
 
@@ -231,7 +241,7 @@ def test_apply_reports_refused_insert(app):
     job_ = prepare_inpaint(doc, InpaintSettings(margin=3))
     doc.refuse_add = True
     with pytest.raises(PluginError, match="refused"):
-        apply_result(app, job_, layer_result(job_)[0])
+        apply_result(app, job_, layer_pixels(job_, layer_result(job_)[0]))
 
 
 # -- settings ----------------------------------------------------------------------------------

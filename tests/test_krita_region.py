@@ -121,3 +121,12 @@ def test_build_layer_pixels_checks_size_and_narrows_half():
     assert struct.unpack("=8e", layer) == (0.5, 0.25, 1.0, 1.0, 0, 0, 0, 0)
     with pytest.raises(RegionError, match="backend result"):
         region.build_layer_pixels(wide[:-4], area, PixelFormat("f16", "RGBA"))
+
+
+def test_half_conversion_works_across_chunks(monkeypatch):
+    monkeypatch.setattr(region, "_CONVERT_CHUNK", 3)  # force several chunks and a short last one
+    values = [i / 8 for i in range(11)] + [1e6]
+    wide = struct.pack("=12f", *values)
+    half = region.float32_to_half(wide)
+    assert struct.unpack("=12e", half) == tuple(values[:11]) + (65504.0,)
+    assert struct.unpack("=12f", region.half_to_float32(half)) == tuple(values[:11]) + (65504.0,)

@@ -145,25 +145,39 @@ def mask_has_soft_values(mask: bytes) -> bool:
     return bool(mask.translate(None, b"\x00\xff"))
 
 
+# Samples converted per struct call: bounds the temporary Python floats to a few MB per step.
+_CONVERT_CHUNK = 1 << 18
+_HALF_MAX = 65504.0
+
+
 def half_to_float32(data: bytes) -> bytes:
     """IEEE half floats (native byte order, as editors store them) widened to float32."""
     if len(data) % 2:
         raise RegionError("half-float buffer has an odd number of bytes (%d)" % len(data))
-    count = len(data) // 2
-    return struct.pack("=%df" % count, *struct.unpack("=%de" % count, data))
+    out = bytearray()
+    step = 2 * _CONVERT_CHUNK
+    for start in range(0, len(data), step):
+        chunk = data[start:start + step]
+        count = len(chunk) // 2
+        out += struct.pack("=%df" % count, *struct.unpack("=%de" % count, chunk))
+    return bytes(out)
 
 
 def float32_to_half(data: bytes) -> bytes:
     """float32 narrowed to IEEE half floats; values beyond the half range saturate to +-65504."""
     if len(data) % 4:
         raise RegionError("float32 buffer length %d is not a multiple of 4" % len(data))
-    count = len(data) // 4
-    values = struct.unpack("=%df" % count, data)
-    try:
-        return struct.pack("=%de" % count, *values)
-    except OverflowError:
-        limit = 65504.0
-        return struct.pack("=%de" % count, *(min(max(v, -limit), limit) for v in values))
+    out = bytearray()
+    step = 4 * _CONVERT_CHUNK
+    for start in range(0, len(data), step):
+        chunk = data[start:start + step]
+        count = len(chunk) // 4
+        values = struct.unpack("=%df" % count, chunk)
+        try:
+            out += struct.pack("=%de" % count, *values)
+        except OverflowError:
+            out += struct.pack("=%de" % count, *(min(max(v, -_HALF_MAX), _HALF_MAX) for v in values))
+    return bytes(out)
 
 
 def to_wire(pixels: bytes, fmt: PixelFormat) -> bytes:

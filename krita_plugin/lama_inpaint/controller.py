@@ -13,7 +13,7 @@ from PyQt5.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 from PyQt5.QtWidgets import QMessageBox, QProgressDialog
 
 from .client_api import JobCancelled
-from .document_io import PluginError, PreparedInpaint, apply_result, prepare_inpaint
+from .document_io import PluginError, PreparedInpaint, apply_result, layer_pixels, prepare_inpaint
 from .job import run_inpaint
 from .settings import InpaintSettings, load_settings
 
@@ -25,15 +25,15 @@ class InpaintWorker(QThread):
     """One backend job on its own thread; reports back only through signals."""
 
     progressed = pyqtSignal(float, str)
-    succeeded = pyqtSignal(object)  # result bytes
+    succeeded = pyqtSignal(object)  # the new layer's bytes
     failed = pyqtSignal(str)
     cancelled = pyqtSignal()
 
-    def __init__(self, request_fields: dict, settings: InpaintSettings, cancel_event: threading.Event,
+    def __init__(self, job: PreparedInpaint, settings: InpaintSettings, cancel_event: threading.Event,
                  client_factory: Optional[Callable[..., Any]] = None,
                  starter: Optional[Callable[..., Any]] = None) -> None:
         super().__init__()
-        self._fields = request_fields
+        self._job = job  # only its plain bytes are used here, never its Krita objects
         self._settings = settings
         self._cancel_event = cancel_event
         self._client_factory = client_factory
@@ -41,8 +41,10 @@ class InpaintWorker(QThread):
 
     def run(self) -> None:
         try:
-            result = run_inpaint(self._fields, self._settings, self.progressed.emit, self._cancel_event,
+            fields = self._job.request_fields(self._settings)
+            result = run_inpaint(fields, self._settings, self.progressed.emit, self._cancel_event,
                                  self._client_factory, self._starter)
+            pixels = layer_pixels(self._job, result)
         except JobCancelled:
             self.cancelled.emit()
         except PluginError as exc:
@@ -50,7 +52,7 @@ class InpaintWorker(QThread):
         except Exception:  # a bug: say so instead of dying silently on a worker thread
             self.failed.emit("Inpaint Selection failed unexpectedly; nothing was changed.\n\n" + traceback.format_exc())
         else:
-            self.succeeded.emit(result)
+            self.succeeded.emit(pixels)
 
 
 class InpaintController(QObject):
@@ -110,7 +112,7 @@ class InpaintController(QObject):
             self.notify(str(exc))
             return False
         self._cancel_event = threading.Event()
-        worker = InpaintWorker(self._job.request_fields(settings), settings, self._cancel_event,
+        worker = InpaintWorker(self._job, settings, self._cancel_event,
                                self._client_factory, self._starter)
         worker.progressed.connect(self._on_progress)
         worker.succeeded.connect(self._on_succeeded)
@@ -164,11 +166,11 @@ class InpaintController(QObject):
         self.progress_changed.emit(value)
 
     @pyqtSlot(object)
-    def _on_succeeded(self, result: bytes) -> None:
+    def _on_succeeded(self, pixels: bytes) -> None:
         job = self._job
         self._finish()
         try:
-            self.last_layer = apply_result(self._app, job, result)
+            self.last_layer = apply_result(self._app, job, pixels)
         except PluginError as exc:
             self._report_failure(str(exc))
             return

@@ -1,7 +1,9 @@
 """Reading the inpaint input out of a Krita document and adding the result as a new layer.
 
-Everything here touches Krita objects, so it must run on Krita's GUI thread; it never blocks on
-the network. The worker thread only sees the plain `PreparedInpaint.request_fields()`.
+`prepare_inpaint` and `apply_result` touch Krita objects, so they run on Krita's GUI thread and
+never block on the network. The conversions in between (`PreparedInpaint.request_fields`,
+`layer_pixels`) work on plain bytes and run on the worker thread, so large or half-float regions
+do not stall the GUI either.
 """
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
@@ -28,15 +30,16 @@ class PreparedInpaint:
     region: region.Rect      # canvas rectangle sent to the backend: selection bounds + margin
     selection_bounds: region.Rect
     fmt: region.PixelFormat  # the document's memory layout
-    pixels: bytes            # region pixels in the wire format
+    pixels: bytes            # region pixels as Krita stores them (the document's format)
     mask: bytes              # region selection, one byte per pixel, 0..255
     canvas: Tuple[int, int, str, str]  # width, height, colour model, depth: checked before applying
 
     def request_fields(self, settings: InpaintSettings) -> Dict[str, Any]:
-        """Keyword arguments of the protocol's InpaintRequest for this snapshot."""
+        """Keyword arguments of the protocol's InpaintRequest for this snapshot (no Krita calls:
+        safe on the worker thread, where half floats are widened)."""
         wire = self.fmt.wire_format()
         return dict(width=self.region.width, height=self.region.height, channels=wire.channels,
-                    dtype=wire.dtype, layout=wire.layout, pixels=self.pixels, mask=self.mask,
+                    dtype=wire.dtype, layout=wire.layout, pixels=region.to_wire(self.pixels, self.fmt), mask=self.mask,
                     grow=settings.grow, feather=settings.feather, margin=settings.margin,
                     strategy="crop", soft_mask=True, output="layer")
 
@@ -107,7 +110,7 @@ def prepare_inpaint(doc: Any, settings: InpaintSettings) -> PreparedInpaint:
                           % (len(pixels), expected))
     mask = bytes(selection.pixelData(area.x, area.y, area.width, area.height))
     return PreparedInpaint(document=doc, anchor=anchor, region=area, selection_bounds=bounds, fmt=fmt,
-                           pixels=region.to_wire(pixels, fmt), mask=mask, canvas=_canvas_signature(doc))
+                           pixels=pixels, mask=mask, canvas=_canvas_signature(doc))
 
 
 def _document_is_open(app: Any, doc: Any) -> bool:
@@ -124,13 +127,25 @@ def _still_in_tree(node: Any, root: Any) -> bool:
     return parent == root or _still_in_tree(parent, root)
 
 
-def apply_result(app: Any, job: PreparedInpaint, result: bytes) -> Any:
-    """Add the backend's result as a new paint layer above the anchor layer: one undo step.
+def layer_pixels(job: PreparedInpaint, result: bytes) -> bytes:
+    """The new layer's bytes for `job.region` from the backend's "layer" result (no Krita calls).
+
+    Raises PluginError when the result does not have the region's size: a truncated reply must
+    never become a half-written layer.
+    """
+    try:
+        return region.build_layer_pixels(result, job.region, job.fmt)
+    except region.RegionError as exc:
+        raise PluginError("The backend returned a malformed result (%s). Nothing was changed." % exc) from None
+
+
+def apply_result(app: Any, job: PreparedInpaint, pixels: bytes) -> Any:
+    """Add `pixels` (from `layer_pixels`) as a new paint layer above the anchor layer: one undo step.
 
     The layer is filled while it is not yet in the image, then inserted with one addChildNode,
     which is a single undoable command in Krita (undo removes the layer and its pixels). No
     existing layer is touched. Raises PluginError, leaving the image unchanged, when the document
-    was closed or changed size or colour space during the job, or the result has the wrong size.
+    was closed or changed size or colour space during the job.
     """
     doc = job.document
     if not _document_is_open(app, doc):
@@ -138,10 +153,10 @@ def apply_result(app: Any, job: PreparedInpaint, result: bytes) -> Any:
     if _canvas_signature(doc) != job.canvas:
         raise PluginError("The image changed size or colour space while inpainting; the result was "
                           "discarded. Run Inpaint Selection again.")
-    try:
-        pixels = region.build_layer_pixels(result, job.region, job.fmt)
-    except region.RegionError as exc:
-        raise PluginError("The backend returned a malformed result (%s). Nothing was changed." % exc) from None
+    area = job.region
+    if len(pixels) != area.area * job.fmt.bytes_per_pixel:
+        raise PluginError("The result has %d bytes, the region needs %d. Nothing was changed."
+                          % (len(pixels), area.area * job.fmt.bytes_per_pixel))
     root = doc.rootNode()
     anchor = job.anchor if job.anchor is not None and _still_in_tree(job.anchor, root) else None
     if anchor is None:
@@ -151,7 +166,6 @@ def apply_result(app: Any, job: PreparedInpaint, result: bytes) -> Any:
         anchor = layers[-1] if layers else None
     parent = anchor.parentNode() if anchor is not None else root
     layer = doc.createNode(LAYER_NAME, "paintlayer")
-    area = job.region
     layer.setPixelData(pixels, area.x, area.y, area.width, area.height)
     if not parent.addChildNode(layer, anchor):
         raise PluginError("Krita refused to add the result layer (is the group locked?). Nothing was changed.")

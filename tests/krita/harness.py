@@ -85,6 +85,7 @@ def run_kritarunner(profile: Path, module: str, function: str, args: list[str], 
 def run_gui_krita(profile: Path, env_extra: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """Full Krita under Xvfb; the driver plugin quits it. Killed (process group) after `timeout`."""
     env = profile_env(profile)
+    env.pop("QT_QPA_PLATFORM", None)  # the fast tests set "offscreen" in this process; the GUI needs Xvfb
     env.update(env_extra)
     process = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"], env=env,
                                cwd=str(profile), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
