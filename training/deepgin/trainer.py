@@ -156,7 +156,8 @@ def train_step(networks: Networks, optimizers: tuple[torch.optim.Optimizer, torc
         group["lr"] = tc.lr_d * factor
     warmup = is_warmup(step, schedule)
     output: DeepGINOutput = networks.generator(image, mask)
-    logged: dict[str, float] = {"lr_g": tc.lr_g * factor, "adversarial_phase": 0.0 if warmup else 1.0}
+    logged: dict[str, float] = {"lr_g": tc.lr_g * factor, "lr_d": tc.lr_d * factor,
+                                "adversarial_phase": 0.0 if warmup else 1.0}
     if not warmup:
         networks.plain_discriminator.requires_grad_(True)
         loss_d, logged_d = discriminator_loss(networks.discriminator, image, mask, output.completed)
