@@ -69,6 +69,9 @@ GENERATOR_PRESETS: dict[str, GeneratorConfig] = {
     "lama-dilated": GeneratorConfig(kind="pix2pixhd_multidilated", n_blocks=9, resnet_conv=FFCConvConfig()),
     # Smoke tests and CPU experiments: big-lama's layout at a quarter of the width, 3 FFC blocks.
     "tiny": GeneratorConfig(ngf=16, n_blocks=3),
+    # The default model shipped with the backend, trained on a shared 2-core CPU in about two hours
+    # (`training/configs/small.yaml`): tiny's width with 6 FFC blocks (~1.2M parameters).
+    "small": GeneratorConfig(ngf=16, n_blocks=6),
 }
 
 
