@@ -61,8 +61,6 @@ class GeneratorModel(InpaintModel):
     on CUDA capped by the GPU's free memory). Generators the fast path does not know run eagerly.
     """
 
-    supports_refinement = True
-
     def __init__(self, generator: nn.Module, preset: str | None, source: str, device: torch.device,
                  precision: str = "auto", max_memory: int | str | None = None) -> None:
         super().__init__(preset, source, device)
@@ -70,6 +68,12 @@ class GeneratorModel(InpaintModel):
         self.max_memory = max_memory
         self.fast = None
         self.set_precision(precision)
+
+    @property
+    def supports_refinement(self) -> bool:  # type: ignore[override]
+        """Refinement optimises the input of the FFC ResNet blocks; other generators have none."""
+        from lama_training.modules.ffc import FFCResnetBlock
+        return any(isinstance(layer, FFCResnetBlock) for layer in getattr(self.generator, "model", ()))
 
     def set_precision(self, precision: str = "auto") -> None:
         """Rebuild the fast path in `precision` ("auto", "fp32", "bf16", "fp16")."""

@@ -72,7 +72,25 @@ def build_generator(preset: str, seed: int = 0):
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.normal_(1.0, 0.1)
                 module.bias.normal_(0.0, 0.1)
+        calibrate_output_range(generator)
     return generator
+
+
+def calibrate_output_range(generator, size: int = 128) -> None:
+    """Rescale the last convolution so the pre-sigmoid output has mean 0 and std 1.5 per channel.
+
+    Random weights otherwise give an output of about 0.5 +- 0.02, on which any precision looks
+    perfect; a prediction spread over 0.1..0.9 like a real image makes the bf16 PSNR meaningful.
+    """
+    import torch
+    layers = list(generator.model)
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, torch.nn.Conv2d))
+    logits = torch.nn.Sequential(*layers[:last + 1])(network_input(size))
+    mean, std = logits.mean(dim=(0, 2, 3)), logits.std(dim=(0, 2, 3))
+    conv = layers[last]
+    factor = 1.5 / std
+    conv.weight.mul_(factor.view(-1, 1, 1, 1))
+    conv.bias.copy_((conv.bias - mean) * factor)
 
 
 def network_input(size: int):
@@ -96,6 +114,14 @@ def worker(args: argparse.Namespace) -> None:
     configure_cpu_threads(args.threads)
     generator = build_generator(args.preset)
     x = network_input(args.size)
+    if args.config == "tiled-check":
+        fast = FastGenerator(generator)
+        untiled, tiled = fast(x), fast(x, tile=16)
+        print(json.dumps({"max_abs_diff": float((untiled - tiled).abs().max()), "peak_rss": peak_rss_bytes()}))
+        return
+    if args.config == "refine":
+        print(json.dumps(refine_measurement(generator, x, args)))
+        return
     if args.config == "reference":
         def run():
             with torch.no_grad():
@@ -126,12 +152,48 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def wide_hole(size: int) -> np.ndarray:
+    """A wide hole: the thick-policy mask plus a central box of 40% of the side."""
+    mask = real_mask(size)
+    low, high = int(size * 0.3), int(size * 0.7)
+    mask[low:high, low:high] = 1
+    return mask
+
+
+def refine_measurement(generator, x, args: argparse.Namespace) -> dict:
+    """Plain pass vs refinement at full size: known-pixel L1, change in the hole, time."""
+    import torch
+    from lama_backend.acceleration import FastGenerator
+    from lama_backend.refinement import RefineConfig, Refiner
+    mask = torch.from_numpy(wide_hole(args.size))[None, None]
+    image = torch.from_numpy(natural_image(args.size)).permute(2, 0, 1)[None]
+    fast = FastGenerator(generator)
+    wall = time.perf_counter()
+    plain = fast(torch.cat([image * (1 - mask), mask], dim=1))
+    plain_wall = time.perf_counter() - wall
+    steps = []
+    wall = time.perf_counter()
+    config = RefineConfig(n_iters=args.refine_iters)
+    refined = Refiner(generator, config, encode=fast.encode).refine(
+        image, mask, progress=lambda fraction, stage: steps.append(stage))
+    refine_wall = time.perf_counter() - wall
+    known = (mask < 0.5).expand(-1, 3, -1, -1)
+    hole = ~known
+    return {"plain_known_l1": float((plain[known] - image[known]).abs().mean()),
+            "refined_known_l1": float((refined[known] - image[known]).abs().mean()),
+            "hole_mean_change": float((refined[hole] - plain[hole]).abs().mean()),
+            "hole_fraction": float(mask.mean()), "plain_wall": plain_wall, "refine_wall": refine_wall,
+            "steps": len(steps), "last_stage": steps[-1], "peak_rss": peak_rss_bytes()}
+
+
 def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, max_memory: str | None = None) -> dict:
     command = [sys.executable, __file__, "--worker", config, "--size", str(size), "--output", str(output),
                "--preset", args.preset, "--warmup", str(args.warmup if size <= 1024 else 0),
                "--repeat", str(args.repeat if size <= 1024 else 1)]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if config == "refine":
+        command += ["--refine-iters", str(args.refine_iters)]
     if max_memory:
         command += ["--worker-max-memory", max_memory]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -156,9 +218,14 @@ def main() -> None:
     parser.add_argument("--preset", default="big-lama")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternating rounds over the configurations at sizes <= 1024 (best round counts)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: every usable core)")
     parser.add_argument("--tiled", type=int, default=None, help="also run the fast path at this size under --max-memory")
     parser.add_argument("--max-memory", default="4G")
+    parser.add_argument("--refine", type=int, default=None, metavar="SIZE",
+                        help="measure refinement at SIZE x SIZE with a wide hole (runs only this)")
+    parser.add_argument("--refine-iters", type=int, default=15, help="Adam steps per refined scale")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -173,9 +240,23 @@ def main() -> None:
     print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as folder:
+        if args.refine:
+            r = run_worker("refine", args.refine, Path(folder) / "unused.npy", args)
+            print(f"\n## refinement at {args.refine}x{args.refine}, hole {r['hole_fraction']:.0%} of the image, "
+                  f"{args.refine_iters} steps per scale ({r['last_stage']})")
+            print(f"plain pass {r['plain_wall']:.1f} s, refinement {r['refine_wall']:.1f} s, "
+                  f"peak RSS {gib(r['peak_rss'])}")
+            print(f"L1 on known pixels: plain {r['plain_known_l1']:.4f}, refined {r['refined_known_l1']:.4f}; "
+                  f"mean change inside the hole {r['hole_mean_change']:.4f}")
+            return
         for size in args.sizes:
             configs = ["reference"] + [f"fast-{p}" for p in args.precisions]
-            results = {c: run_worker(c, size, Path(folder) / f"{c}-{size}.npy", args) for c in configs}
+            results: dict[str, dict] = {}
+            for _ in range(args.rounds if size <= 1024 else 1):  # alternate, keep each one's best round
+                for c in configs:
+                    r = run_worker(c, size, Path(folder) / f"{c}-{size}.npy", args)
+                    if c not in results or r["wall"] < results[c]["wall"]:
+                        results[c] = r
             outputs = {c: np.load(Path(folder) / f"{c}-{size}.npy") for c in configs}
             ref = results["reference"]
             print(f"\n## {size}x{size}")
@@ -196,7 +277,9 @@ def main() -> None:
             r = run_worker("fast-fp32", size, Path(folder) / "tiled.npy", argparse.Namespace(**{**vars(args), "tiled": size}),
                            max_memory=args.max_memory)
             print(f"\n## {size}x{size} fast fp32 under --max-memory {args.max_memory}: tile {r['tile']} cells, "
-                  f"{r['wall']:.1f} s, peak RSS {gib(r['peak_rss'])}")
+                  f"{r['wall']:.1f} s wall, {r['cpu']:.1f} s cpu, peak RSS {gib(r['peak_rss'])}")
+            check = run_worker("tiled-check", 1024, Path(folder) / "unused.npy", args)
+            print(f"tiled (16-cell = 128 px tiles) vs untiled at 1024x1024: max |diff| {check['max_abs_diff']:.2e}")
 
 
 if __name__ == "__main__":
