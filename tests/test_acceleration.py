@@ -151,3 +151,41 @@ def test_precision_resolution_and_threads():
         assert configure_cpu_threads(1) == 1
     finally:
         torch.set_num_threads(previous)
+
+
+# ------------------------------------------------------------------------------------- CLI options
+def _cli_files(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tests.helpers.tiny_model import write_tiny_weights
+    weights = write_tiny_weights(tmp_path / "tiny.safetensors", seed=1)
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:50] = 255
+    Image.fromarray(image).save(tmp_path / "in.png")
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    return weights, tmp_path / "in.png", tmp_path / "m.png"
+
+
+def test_cli_memory_quality_and_precision_options(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from lama_backend.cli import main
+    weights, image, mask = _cli_files(tmp_path)
+    common = [str(image), str(mask), "--weights", str(weights), "--strategy", "whole"]
+    assert main(["inpaint", *common, "-o", str(tmp_path / "fast.png")]) == 0
+    assert main(["inpaint", *common, "-o", str(tmp_path / "tiled.png"), "--max-memory", "700K"]) == 0  # tiles of 4 cells
+    fast = np.asarray(Image.open(tmp_path / "fast.png")).astype(int)
+    tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
+    assert np.abs(fast - tiled).max() <= 1  # 1e-4 apart before 8-bit rounding
+    assert main(["inpaint", *common, "-o", str(tmp_path / "refined.png"), "--quality", "refine"]) == 0
+    assert main(["inpaint", *common, "-o", str(tmp_path / "small.png"), "--max-memory", "1K"]) == 2
+    assert "memory budget" in capsys.readouterr().err
+    assert main(["inpaint", *common, "-o", str(tmp_path / "x.png"), "--precision", "fp16"]) == 2
+    assert "CUDA only" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inpaint", *common, "-o", str(tmp_path / "x.png"), "--max-memory", "lots"])
+    assert exit_info.value.code == 2
