@@ -22,7 +22,7 @@ for path in (ROOT / "tests" / "mock_krita", ROOT / "krita_plugin"):
 
 from lama_backend.client import LamaClient, JobCancelled  # noqa: E402
 from tests.helpers.tiny_model import write_tiny_weights  # noqa: E402
-from tests.krita.harness import free_port, shutdown_backend  # noqa: E402
+from tests.krita_tier.harness import free_port, shutdown_backend  # noqa: E402
 
 pytestmark = pytest.mark.slow
 LAMA_BACKEND = str(Path(sys.executable).with_name("lama-backend"))

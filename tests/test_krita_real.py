@@ -3,7 +3,7 @@
 Both tiers install the zip from `lama-backend package-plugin krita` with Krita's own plugin
 importer into a temporary profile, and talk to a real `lama-backend serve` (tiny random weights)
 on a free loopback port. Without Krita these tests skip locally and FAIL when CI=true; install
-Krita with tests/krita/run_real_krita.sh (what .ci/run calls).
+Krita with tests/krita_tier/run_real_krita.sh (what .ci/run calls).
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ import pytest
 
 from lama_backend.commands.package_plugin import build_bundle
 from tests.helpers.tiny_model import write_tiny_weights
-from tests.krita import harness
+from tests.krita_tier import harness
 
 pytestmark = [pytest.mark.krita, pytest.mark.slow]
 
 WIRE = {"U8": ("u8", "BGRA"), "U16": ("u16", "BGRA"), "F16": ("f32", "RGBA"), "F32": ("f32", "RGBA")}
 MARGIN = 24
-# tests/krita/headless_checks.py selects x 70..87 fully and a soft band x 88..93, rows 30..89
+# tests/krita_tier/headless_checks.py selects x 70..87 fully and a soft band x 88..93, rows 30..89
 SELECTION = (70, 30, 24, 60)
 REGION = (70 - MARGIN, 30 - MARGIN, 24 + 2 * MARGIN, 60 + 2 * MARGIN)
 

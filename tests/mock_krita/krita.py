@@ -1,7 +1,7 @@
 """A small stand-in for Krita's `krita` module, for the plugin's fast tests.
 
 It models what the plugin relies on, with Krita 5.1's real behaviour (checked in the real-Krita
-tier, tests/krita/): pixels are packed row-major buffers in the document's colour space (integer
+tier, tests/krita_tier/): pixels are packed row-major buffers in the document's colour space (integer
 RGBA is B,G,R,A in memory), pixelData outside the canvas reads as zeros, the selection is one
 byte per pixel, Node.setPixelData on a layer already in the image is applied but NOT undoable,
 and Node.addChildNode is one undo command. The undo log lets tests count undo steps and see

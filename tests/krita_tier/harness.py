@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KRITA_TESTS = REPO_ROOT / "tests" / "krita"
+KRITA_TESTS = REPO_ROOT / "tests" / "krita_tier"
 IMPORTER_DIR = Path("/usr/share/krita/pykrita/plugin_importer")
 APT_PACKAGES = ("krita python3-pyqt5 python3-sip xvfb xauth python3-numpy python3-zmq python3-msgpack")
 

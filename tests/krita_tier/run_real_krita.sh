@@ -3,7 +3,7 @@
 # then runs tests/test_krita_real.py: kritarunner (headless, RGBA U8/U16/F16/F32 against a real
 # `lama-backend serve`) and full Krita under Xvfb (action, shortcut, docker, one-step undo).
 # With CI=true a missing Krita FAILS these tests instead of skipping them.
-# Usage: tests/krita/run_real_krita.sh [extra pytest args]    (from anywhere; uses ./.venv)
+# Usage: tests/krita_tier/run_real_krita.sh [extra pytest args]    (from anywhere; uses ./.venv)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
