@@ -32,8 +32,12 @@ def test_round_trip_reproduces_the_generator(tmp_path: Path) -> None:
     image, mask = sample_inputs()
     with torch.no_grad():
         expected = original(torch.cat([image * (1 - mask), mask], dim=1))
-    # float32 storage is exact: the same weights and ops give identical numbers.
-    assert torch.equal(model.predict(image, mask), expected)
+    # float32 storage is exact: the loaded module computes identical numbers.
+    with torch.no_grad():
+        assert torch.equal(model.generator(torch.cat([image * (1 - mask), mask], dim=1)), expected)
+    # predict() runs the fast path (batch norm folded into the convolutions), which reorders float
+    # arithmetic; issue 7 bounds that difference at 1e-4.
+    assert float((model.predict(image, mask) - expected).abs().max()) <= 1e-4
 
 
 def test_metadata_holds_config_preset_and_provenance(tmp_path: Path) -> None:
