@@ -43,6 +43,10 @@ class DataConfig:
     num_workers: int = 4
     eval_batch_size: int = 8
     eval_max_images: int = 0    # > 0: only the first N images of each mask policy
+    # LPIPS and FID on the evaluation set, from weights given by path (empty: the metric is not computed)
+    eval_lpips_alexnet: str = ""    # torchvision's alexnet-owt-7be5be79.pth
+    eval_lpips_linear: str = ""     # the lpips package's weights/v0.1/alex.pth
+    eval_fid_inception: str = ""    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth
     mask: MaskConfig = field(default_factory=MaskConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -54,6 +58,11 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_workers < 0 or self.eval_max_images < 0:
             raise ConfigError("data.num_workers and data.eval_max_images must be >= 0")
+        if bool(self.eval_lpips_alexnet) != bool(self.eval_lpips_linear):
+            raise ConfigError("data.eval_lpips_alexnet and data.eval_lpips_linear are given together (LPIPS needs both)")
+        if (self.eval_lpips_alexnet or self.eval_fid_inception) and not self.eval_dir:
+            raise ConfigError("data.eval_lpips_* and data.eval_fid_inception score the evaluation set: "
+                              "give data.eval_dir too")
 
 
 @dataclass

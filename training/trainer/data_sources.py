@@ -1,5 +1,6 @@
 """Everything the loop reads from disk, built from `config.data`: the training set, the fixed
-evaluation set with its in-hole metrics, and the batch drawn into sample grids."""
+evaluation set with its in-hole metrics (plus LPIPS / FID when their weight files are configured),
+and the batch drawn into sample grids."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import DataError, InpaintingTrainDataset, worker_init_fn
-from ..evaluation import EvalSet, evaluate_generator
+from ..evaluation import EvalSet, PerceptualScorers, evaluate_generator
 from .config import TrainConfig
 
 __all__ = ["DataError", "DataSources", "build_sources"]
@@ -50,14 +51,19 @@ def build_sources(config: TrainConfig) -> DataSources:
     if not data.eval_dir:
         return DataSources(train_dataset, worker_init_fn, None, _fixed_batch(train_dataset, 4, config.trainer.seed), 0)
     eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
-    return DataSources(train_dataset, worker_init_fn, _evaluator(eval_set, data.eval_batch_size),
+    # read the metric weights now, so a wrong path fails before training starts
+    scorers = PerceptualScorers.from_paths(data.eval_lpips_alexnet, data.eval_lpips_linear, data.eval_fid_inception)
+    if scorers.fid is not None and len(eval_set) < 2:
+        raise DataError(f"{data.eval_dir}: FID needs at least 2 evaluation images, the set has {len(eval_set)}")
+    return DataSources(train_dataset, worker_init_fn, _evaluator(eval_set, data.eval_batch_size, scorers),
                        _fixed_batch(eval_set, 4, config.trainer.seed), len(eval_set))
 
 
-def _evaluator(eval_set: EvalSet, batch_size: int) -> EvalFunction:
+def _evaluator(eval_set: EvalSet, batch_size: int, scorers: PerceptualScorers) -> EvalFunction:
     def evaluate(generator: nn.Module, device: torch.device) -> dict[str, float]:
-        """In-hole L1 / PSNR / SSIM of the composited prediction, overall and per mask policy."""
-        return evaluate_generator(generator, eval_set, device, batch_size)
+        """In-hole L1 / PSNR / SSIM of the composited prediction (and LPIPS / FID when configured),
+        overall and per mask policy."""
+        return evaluate_generator(generator, eval_set, device, batch_size, scorers)
 
     return evaluate
 
