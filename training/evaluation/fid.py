@@ -13,6 +13,7 @@ FID = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 sqrt(S_a S_b)) of the features' means a
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -228,11 +229,13 @@ def frechet_distance(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, si
         raise ValueError(f"means {mu_a.shape}, {mu_b.shape} and covariances {sigma_a.shape}, {sigma_b.shape} "
                          "do not match")
     difference = mu_a - mu_b
-    root = linalg.sqrtm(sigma_a @ sigma_b)
-    if not np.isfinite(root).all():
-        LOG.info("FID: singular covariance product; adding %g to the diagonals", SQRTM_OFFSET)
-        offset = np.eye(sigma_a.shape[0]) * SQRTM_OFFSET
-        root = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+    with warnings.catch_warnings():  # a singular product is expected and handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        root = linalg.sqrtm(sigma_a @ sigma_b)
+        if not np.isfinite(root).all():
+            LOG.info("FID: singular covariance product; adding %g to the diagonals", SQRTM_OFFSET)
+            offset = np.eye(sigma_a.shape[0]) * SQRTM_OFFSET
+            root = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
     if np.iscomplexobj(root):
         largest = np.max(np.abs(np.diagonal(root).imag))
         if largest > SQRTM_IMAGINARY_TOLERANCE:
