@@ -39,7 +39,7 @@ def load_exact(module: nn.Module, state: dict[str, torch.Tensor], path: str | Pa
     """Load `state` into `module` when its keys and shapes are exactly the module's (keys ending in
     one of `optional` may be absent, e.g. BatchNorm's `num_batches_tracked`)."""
     expected = module.state_dict()
-    missing = sorted(key for key in set(expected) - set(state) if not key.endswith(optional or ("\0",)))
+    missing = sorted(key for key in set(expected) - set(state) if not key.endswith(optional))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise MetricWeightsError(f"{path}: not the expected layout (missing {', '.join(missing[:3]) or 'nothing'}"
