@@ -172,3 +172,30 @@ def test_report_json_has_no_nan(tmp_path) -> None:
     report = Report({"all": {"model": {"psnr_hole": math.nan, "ssim_hole": 0.0, "l1_hole": 0.0}}}, [])
     with pytest.raises(ValueError):
         report.write_json(tmp_path / "r.json")
+
+
+def test_cli_draws_the_before_after_picture(eval_dir, weights, tmp_path, capsys) -> None:
+    picture = tmp_path / "ba.png"
+    code = lama_train(["evaluate", "--weights", str(weights), "--eval-set", str(eval_dir), "--out",
+                       str(tmp_path / "r.json"), "--before-after", str(picture), "--item", "1"])
+    assert code == 0, capsys.readouterr().err
+    with Image.open(picture) as opened:
+        grid = np.asarray(opened.convert("RGB"))
+    # 3 policies x 4 columns (input + mask, telea, model, original) under an 18 px label strip
+    assert grid.shape == (18 + 3 * SIZE, 4 * SIZE, 3)
+    eval_set = EvalSet(eval_dir)
+    thin = eval_set[1]  # item 1 of the first policy
+    original = (thin["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    hole = thin["mask"][0].numpy() > 0.5
+    row = grid[18:18 + SIZE]
+    assert np.array_equal(row[:, 3 * SIZE:][~hole][:, :], original[~hole])  # the original column
+    overlay = row[:, :SIZE].astype(int)
+    assert (overlay[hole][:, 0] - overlay[hole][:, 1]).mean() > 50  # the hole is tinted red
+    for column in (1, 2):  # composited results keep every known pixel
+        assert np.array_equal(row[:, column * SIZE:(column + 1) * SIZE][~hole], original[~hole])
+    code = lama_train(["evaluate", "--weights", str(weights), "--eval-set", str(eval_dir), "--out",
+                       str(tmp_path / "r.json"), "--before-after", str(picture), "--item", "2"])
+    assert code == 2 and "--item must be in 0..1" in capsys.readouterr().err
+    code = lama_train(["evaluate", "--weights", str(weights), "--eval-set", str(eval_dir), "--out",
+                       str(tmp_path / "r.json"), "--before-after", str(tmp_path / "ba.jpg")])
+    assert code == 2 and "ending in .png" in capsys.readouterr().err

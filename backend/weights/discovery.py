@@ -16,6 +16,11 @@ from .registry import REGISTRY
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"  # lama_backend/models (package data)
 
 
+def is_bundled(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is the model shipped inside the package (logs and `hello` then say so)."""
+    return Path(path).resolve().parent == BUNDLED_DIR
+
+
 def cache_dir() -> Path:
     """`$XDG_CACHE_HOME/lama-backend`, default `~/.cache/lama-backend` (on every OS)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

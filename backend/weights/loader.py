@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..models import DeepGINModel, GeneratorModel, InpaintModel, resolve_device
-from .discovery import cache_candidates
+from .discovery import cache_candidates, is_bundled
 from .errors import WeightsError
 from .format import load_safetensors_generator
 
@@ -78,7 +78,8 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
     if kind == KIND_SAFETENSORS:
         generator, metadata = load_safetensors_generator(path)
         model_class = DeepGINModel if metadata["family"] == "deepgin" else GeneratorModel
-        return model_class(generator, metadata["preset"], f"{path} (safetensors)", target)
+        kind_label = "bundled default model, safetensors" if is_bundled(path) else "safetensors"
+        return model_class(generator, metadata["preset"], f"{path} ({kind_label})", target)
     if kind == KIND_TORCHSCRIPT:
         from .torchscript import load_torchscript_model
         return load_torchscript_model(path, target)

@@ -40,6 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seed of the untrained baseline's initialisation (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="crops per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda[:N], mps or auto")
+    parser.add_argument("--before-after", type=Path, metavar="PNG",
+                        help="also write a picture: input with the hole tinted, Telea, the model and the "
+                             "original, for the --item-th crop of each mask policy")
+    parser.add_argument("--item", type=int, default=0,
+                        help="which crop of each policy the picture shows (default 0, the first)")
     parser.set_defaults(func=run)
 
 
@@ -70,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     from lama_backend.weights import WeightsError, load_model
 
-    from ..evaluation.report import PredictAdapter, TeleaInpainter, build_report, generator_config_of, untrained_generator
+    from ..evaluation.report import (PredictAdapter, TeleaInpainter, before_after_grid, build_report,
+                                     nth_item_per_policy, generator_config_of, untrained_generator)
 
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -78,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--seed and --untrained-seed must be >= 0")
     if args.out.suffix.lower() != ".json":
         raise CommandError(f"{args.out}: the report is JSON; give a path ending in .json")
+    if args.before_after is not None and args.before_after.suffix.lower() != ".png":
+        raise CommandError(f"{args.before_after}: the picture is PNG; give a path ending in .png")
     try:
         telea = TeleaInpainter()
     except ImportError as exc:
@@ -94,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="lama-eval-") as scratch:
         eval_set = open_eval_set(args, Path(scratch))
+        try:
+            indices = nth_item_per_policy(eval_set, args.item)
+        except ValueError as exc:
+            raise CommandError(f"--{exc}") from None
         info = {
             "weights": str(args.weights), "model": model.describe(),
             "generator_config": config.to_dict(),
@@ -103,9 +115,16 @@ def run(args: argparse.Namespace) -> int:
             "baselines": {"telea": {"radius": telea.radius}, "untrained": {"seed": args.untrained_seed}},
         }
         LOG.info("scoring %d crops with the model, Telea and the untrained network", len(eval_set))
-        report = build_report({"model": PredictAdapter(model.predict), "telea": telea, "untrained": untrained},
+        model_method = PredictAdapter(model.predict)
+        report = build_report({"model": model_method, "telea": telea, "untrained": untrained},
                               eval_set, batch_size=args.batch_size, device=model.device, info=info)
+        if args.before_after is not None:
+            picture = before_after_grid({"telea": telea, "model": model_method}, eval_set, indices, model.device)
+            args.before_after.parent.mkdir(parents=True, exist_ok=True)
+            picture.save(args.before_after)
     print(report.table())
     path = report.write_json(args.out)
     print(f"report: {path}")
+    if args.before_after is not None:
+        print(f"picture: {args.before_after}")
     return 0

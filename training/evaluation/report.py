@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from torch import nn
 
 from ..modules.generators import GENERATOR_PRESETS, GeneratorConfig, make_generator
@@ -159,3 +160,54 @@ def build_report(methods: Mapping[str, nn.Module], eval_set: EvalSet, batch_size
     details["seconds"] = timings
     details["images"] = len(eval_set)
     return Report(regroup(per_method, eval_set.policies), list(eval_set.policies), details)
+
+
+OVERLAY_COLOUR = (1.0, 0.15, 0.15)  # the hole as users see a selection: tinted, content still visible
+OVERLAY_ALPHA = 0.6
+LABEL_HEIGHT = 18
+
+
+def mask_overlay(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """3 x H x W image with the hole tinted red (what a user selected for inpainting)."""
+    colour = image.new_tensor(OVERLAY_COLOUR).view(3, 1, 1)
+    hole = (mask > 0.5).to(image.dtype)
+    return image * (1 - hole * OVERLAY_ALPHA) + colour * hole * OVERLAY_ALPHA
+
+
+@torch.no_grad()
+def before_after_grid(methods: Mapping[str, nn.Module], eval_set: EvalSet, indices: Sequence[int],
+                      device: torch.device | str = "cpu") -> Image.Image:
+    """One row per item: input with the hole tinted, each method's composited result, the original.
+    Columns are labelled at the top; rows are named by their mask policy on the left column."""
+    rows = []
+    for index in indices:
+        item = eval_set[index]
+        image, mask = item["image"][None].to(device), item["mask"][None].to(device)
+        tiles = [mask_overlay(image[0], mask[0])]
+        for method in methods.values():
+            prediction = method(torch.cat([image * (1 - mask), mask], dim=1)).float().clamp(0, 1)
+            tiles.append((prediction * mask + image * (1 - mask))[0])
+        tiles.append(image[0])
+        rows.append(torch.cat([tile.cpu() for tile in tiles], dim=2))
+    grid = (torch.cat(rows, dim=1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    size = eval_set.size
+    canvas = Image.new("RGB", (grid.shape[1], grid.shape[0] + LABEL_HEIGHT), "white")
+    canvas.paste(Image.fromarray(grid), (0, LABEL_HEIGHT))
+    draw = ImageDraw.Draw(canvas)
+    labels = ["input + mask", *methods, "original"]
+    for column, label in enumerate(labels):
+        draw.text((column * size + 4, 3), label, fill="black")
+    for row, index in enumerate(indices):
+        draw.text((4, LABEL_HEIGHT + row * size + 4), eval_set.items[index].policy, fill="white")
+    return canvas
+
+
+def nth_item_per_policy(eval_set: EvalSet, n: int = 0) -> list[int]:
+    """The index of each policy's n-th item (item n of every policy shows the same crop)."""
+    by_policy: dict[str, list[int]] = {policy: [] for policy in eval_set.policies}
+    for index, item in enumerate(eval_set.items):
+        by_policy[item.policy].append(index)
+    fewest = min(len(indices) for indices in by_policy.values())
+    if not 0 <= n < fewest:
+        raise ValueError(f"item must be in 0..{fewest - 1} (items per policy), got {n}")
+    return [by_policy[policy][n] for policy in eval_set.policies]
