@@ -29,8 +29,8 @@ ProgressCallback = Callable[[float, str], None]
 EPS = 1e-8
 #: float32 bytes refinement holds per image pixel at its finest scale with checkpointing (block
 #: inputs at 1/64 of the pixels x 512 channels x 18 blocks, plus one decoder pass with autograd);
-#: measured on big-lama, see benchmarks/README.md
-REFINE_BYTES_PER_PIXEL = 2600
+#: measured on big-lama at 1536 x 1536 (7.1 GiB peak RSS), see benchmarks/README.md
+REFINE_BYTES_PER_PIXEL = 3300
 
 
 @dataclass(frozen=True)
