@@ -12,7 +12,7 @@ from lama_backend.client import (BackendError, BackendUnavailable, InpaintReques
 from lama_backend.client.protocol import STRATEGIES
 from lama_backend.engine import InpaintOptions
 from lama_backend.server import ServerConfig
-from tests.test_server_harness import GatedInpainter, free_port, make_job, running_server, tiny_engine, to_layout
+from tests.helpers.server import GatedInpainter, free_port, make_job, running_server, tiny_engine, to_layout
 
 IMPLEMENTATIONS = ["zmq", "pure"]
 

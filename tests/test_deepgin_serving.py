@@ -24,7 +24,7 @@ from lama_backend.weights import WeightsError, load_model, read_metadata, save_w
 from lama_training.cli import main as lama_train
 from lama_training.deepgin.generator import DEEPGIN_PRESETS, DeepGINConfig, make_deepgin
 from tests.helpers.tiny_model import write_tiny_weights
-from tests.test_server_harness import free_port, make_job, running_server
+from tests.helpers.server import free_port, make_job, running_server
 from tests.test_train_smoke import write_photos
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from lama_backend.client.protocol import ERROR_CODES, OPS, PROTOCOL_VERSION, tile_count
 from lama_backend.server import IdentityInpainter
-from tests.test_server_harness import RawDealer, running_server
+from tests.helpers.server import RawDealer, running_server
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(allow_nan=True),
                     st.text(max_size=20), st.binary(max_size=20))

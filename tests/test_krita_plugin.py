@@ -335,7 +335,7 @@ def test_job_autostart_failure_is_reported():
 
 
 def test_autostart_full_command_line_is_kept():
-    assert job.autostart_argv("python3 -m lama_backend.cli serve --bind tcp://h:1", "tcp://x:2", "") == [
+    assert job.session.autostart_argv("python3 -m lama_backend.cli serve --bind tcp://h:1", "tcp://x:2", "") == [
         "python3", "-m", "lama_backend.cli", "serve", "--bind", "tcp://h:1"]
 
 

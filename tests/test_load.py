@@ -7,7 +7,7 @@ import numpy as np
 
 from lama_backend.client import LamaClient
 from lama_backend.server import IdentityInpainter
-from tests.test_server_harness import make_job, running_server
+from tests.helpers.server import make_job, running_server
 
 CLIENTS = 8
 JOBS = 20

@@ -15,7 +15,7 @@ from lama_backend.server import IdentityInpainter, JobCancelledError, Server, Se
 from lama_backend.server.config import check_bind_allowed
 from lama_backend.server.scheduler import FairQueue, Job, QueueFull
 from lama_backend.server.validation import MAX_FRAMES, InpaintSpec
-from tests.test_server_harness import GatedInpainter, RawDealer, free_port, make_job, running_server
+from tests.helpers.server import GatedInpainter, RawDealer, free_port, make_job, running_server
 
 
 def inpaint_header(job_id: str = "job", width: int = 8, height: int = 4, **fields) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from lama_backend.cli import main
 from lama_backend.client import BackendError, LamaClient
 from tests.helpers.tiny_model import write_tiny_weights
-from tests.test_server_harness import free_port, make_job
+from tests.helpers.server import free_port, make_job
 
 
 @pytest.fixture(scope="module")

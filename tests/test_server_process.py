@@ -14,7 +14,7 @@ import pytest
 
 from lama_backend.client import (BackendError, BackendUnavailable, InpaintRequest, LamaClient, ensure_backend)
 from tests.helpers.tiny_model import write_tiny_weights
-from tests.test_server_harness import REPO_ROOT, backend_command, backend_env, free_port, make_job
+from tests.helpers.server import REPO_ROOT, backend_command, backend_env, free_port, make_job
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,7 @@ from lama_backend.client import InpaintRequest
 from lama_backend.server import JobCancelledError, Server, ServerConfig
 from lama_backend.server.inpainter import EngineInpainter
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYOUT_ORDER = {"RGB": [0, 1, 2], "BGR": [2, 1, 0], "RGBA": [0, 1, 2, 3], "BGRA": [2, 1, 0, 3]}
 NUMPY = {"u8": np.uint8, "u16": np.dtype("<u2"), "f32": np.dtype("<f4")}
 
