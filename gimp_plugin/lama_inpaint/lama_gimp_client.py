@@ -8,12 +8,12 @@ import os
 
 if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lama_client")):
     from lama_client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled, LamaClient,
-                             ensure_backend, region)
+                             ensure_backend, region, session)
     from lama_client.protocol import DEFAULT_ADDRESS
 else:
     from lama_backend.client import (BackendError, BackendUnavailable, InpaintRequest, JobCancelled,
-                                     LamaClient, ensure_backend, region)
+                                     LamaClient, ensure_backend, region, session)
     from lama_backend.client.protocol import DEFAULT_ADDRESS
 
 __all__ = ["BackendError", "BackendUnavailable", "DEFAULT_ADDRESS", "InpaintRequest", "JobCancelled",
-           "LamaClient", "ensure_backend", "region"]
+           "LamaClient", "ensure_backend", "region", "session"]

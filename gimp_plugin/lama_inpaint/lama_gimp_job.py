@@ -5,34 +5,31 @@ complete and checked: the result layer is built first and only then inserted, in
 Every failure becomes a PluginError whose message tells the user what happened and what to do.
 """
 import os
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
 import lama_gimp_io as gimp_io
-from lama_gimp_client import (DEFAULT_ADDRESS, BackendError, BackendUnavailable, InpaintRequest, JobCancelled,
-                              LamaClient, ensure_backend, region)
+from lama_gimp_client import DEFAULT_ADDRESS, InpaintRequest, LamaClient, ensure_backend, region, session
 
 Rect = region.Rect
 ProgressCallback = Callable[[float, str], None]
 SOURCES = ("layer", "visible")
 LAYER_NAME = "Inpainted (LaMa)"
 AUTOSTART_LOG = os.path.join(tempfile.gettempdir(), "lama-backend-gimp.log")
-AUTOSTART_TIMEOUT = 180.0  # seconds: loading big weights on a slow disk takes a while
-
-_HINTS = {
-    "unauthorized": "Set LAMA_BACKEND_TOKEN to the backend's --token.",
-    "too_large": "Select a smaller area or lower the context margin.",
-    "queue_full": "The backend is busy with other jobs; try again in a moment.",
-    "out_of_memory": "Select a smaller area or lower the context margin.",
-    "unsupported_protocol": "The plug-in and the backend come from different versions; update both.",
-}
 
 
 class PluginError(Exception):
     """A failure the user can act on; the message is shown as is."""
+
+
+GIMP = session.Editor(
+    error=PluginError, plugin_noun="plug-in",
+    token_hint="Set LAMA_BACKEND_TOKEN to the backend's --token.",
+    autostart_hint="set LAMA_BACKEND_COMMAND to the path of lama-backend so the plug-in starts it.",
+    check_autostart="Check LAMA_BACKEND_COMMAND.",
+    log_path=AUTOSTART_LOG)
 
 
 @dataclass
@@ -76,23 +73,11 @@ class BackendSettings:
         if command.lower() == "none":
             argv = None
         elif command:
-            argv = autostart_argv(command, address, token)
+            argv = session.autostart_argv(command, address, token)
         else:
             found = which("lama-backend")
-            argv = autostart_argv(found, address, token) if found else None
+            argv = session.autostart_argv(found, address, token) if found else None
         return cls(address, token, argv)
-
-
-def autostart_argv(command_text: str, address: str, token: Optional[str]) -> List[str]:
-    """A single word (the path of lama-backend) gets `serve --bind ADDRESS` appended;
-    anything longer is taken as the full command."""
-    posix = os.name != "nt"
-    words = [w if posix else w.strip('"') for w in shlex.split(command_text, posix=posix)]
-    if len(words) == 1:
-        words += ["serve", "--bind", address]
-        if token:
-            words += ["--token", token]
-    return words
 
 
 @dataclass
@@ -131,12 +116,6 @@ def prepare(image: Any, drawable: Any, settings: InpaintSettings) -> Prepared:
     return Prepared(rect, fmt, babl_format, pixels, mask, region.mask_has_soft_values(mask))
 
 
-def how_to_start_message(address: str, reason: str) -> str:
-    return ("No LaMa backend answers at %s (%s).\n\nStart it in a terminal with:\n    lama-backend serve --bind %s\n"
-            "or set LAMA_BACKEND_COMMAND to the path of lama-backend so the plug-in starts it. "
-            "Nothing was changed." % (address, reason, address))
-
-
 def connect(backend: BackendSettings, client_factory: Callable[..., Any], starter: Callable[..., Any],
             on_progress: ProgressCallback) -> Any:
     """A client whose backend answered `hello`, starting a detached backend when configured.
@@ -144,31 +123,9 @@ def connect(backend: BackendSettings, client_factory: Callable[..., Any], starte
     The started backend gets its own session (ensure_backend), so GIMP killing this plug-in's
     process group on Cancel leaves it running for the next call.
     """
-    client = client_factory(backend.address, token=backend.token)
-    try:
-        client.hello()
-        return client
-    except BackendUnavailable as exc:
-        client.close()
-        if not backend.autostart:
-            raise PluginError(how_to_start_message(backend.address, str(exc))) from None
-    except BackendError as exc:
-        client.close()
-        raise PluginError("The backend refused the connection: %s. %s" % (exc.message, _HINTS.get(exc.code, ""))) from None
-    on_progress(0.0, "starting the backend")
-    try:
-        starter(backend.address, backend.autostart, timeout=AUTOSTART_TIMEOUT, token=backend.token,
-                log_path=AUTOSTART_LOG)
-    except (BackendUnavailable, OSError, ValueError) as exc:
-        raise PluginError("Could not start the backend with %s: %s (log: %s). Nothing was changed."
-                          % (" ".join(backend.autostart), exc, AUTOSTART_LOG)) from None
-    client = client_factory(backend.address, token=backend.token)
-    try:
-        client.hello()
-    except BackendUnavailable as exc:
-        client.close()
-        raise PluginError(how_to_start_message(backend.address, str(exc))) from None
-    return client
+    argv = backend.autostart
+    return session.connect(backend.address, backend.token, (lambda: argv) if argv else None, GIMP, client_factory,
+                           starter, on_progress)
 
 
 def call_backend(prepared: Prepared, settings: InpaintSettings, backend: BackendSettings,
@@ -182,16 +139,7 @@ def call_backend(prepared: Prepared, settings: InpaintSettings, backend: Backend
                              feather=settings.feather, margin=settings.margin, soft_mask=prepared.soft,
                              output="layer")
     try:
-        on_progress(0.0, "sending")
-        result = client.inpaint(request, on_progress=on_progress)
-    except BackendUnavailable as exc:
-        raise PluginError("The backend stopped while inpainting (%s). Nothing was changed; restart the "
-                          "backend and run Inpaint Selection again." % exc) from None
-    except BackendError as exc:
-        raise PluginError("The backend could not inpaint this selection: %s. %s"
-                          % (exc.message, _HINTS.get(exc.code, ""))) from None
-    except JobCancelled as exc:
-        raise PluginError("The backend cancelled the job (%s). Nothing was changed." % exc) from None
+        result = session.inpaint(client, request, GIMP, on_progress)
     finally:
         client.close()
     try:
