@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,16 @@ def test_metadata_holds_config_preset_and_provenance(tmp_path: Path) -> None:
     assert metadata["generator_config"] == TINY_CONFIG.to_dict()
     assert metadata["provenance"] == {"source": "unit test"}
     assert metadata["dtype"] == "float32"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_saved_file_gets_the_umask_mode_so_others_and_package_builds_can_read_it(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = save_weights(make_tiny_generator(), TINY_CONFIG, tmp_path / "w.safetensors")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
 def test_float16_halves_the_file_and_loads_as_float32(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from lama_training.deepgin.generator import DeepGINConfig
@@ -73,7 +73,9 @@ def save_weights(generator: nn.Module, config: GeneratorConfig | DeepGINConfig, 
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    # Serialised here and written by Python, not safetensors' save_file: that creates the file
+    # with mode 0600, and a model other users or a package build must read needs the umask's mode.
+    path.write_bytes(save(tensors, metadata=metadata))
     return path
 
 
