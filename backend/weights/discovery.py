@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import WeightsError
 from .registry import REGISTRY
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"  # lama_backend/models (package data)
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "default_model"  # lama_backend/default_model (package data)
 
 
 def is_bundled(path: str | os.PathLike[str]) -> bool:
