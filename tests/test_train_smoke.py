@@ -69,6 +69,18 @@ def test_tiny_trains_resumes_deterministically_and_exports_a_servable_generator(
             # same ops on the same data in the same order on one thread: bit-identical on CPU
             assert again[step][key] == records[step][key], (step, key)
 
+    # resuming with a new learning rate (decaying it at the end of a run) takes the new rate:
+    # the optimizer state saved in the checkpoint must not bring the old one back
+    from lama_training.trainer.checkpoint import load_checkpoint
+
+    decayed = tmp_path / "decayed"
+    assert lama_train([*common, "--run-dir", str(decayed), "--set", "trainer.max_steps=3",
+                       "--set", "trainer.lr_g=0.00002", "--set", "trainer.lr_d=0.000003",
+                       "--resume", str(first / "checkpoints" / "step_0000002.pt")]) == 0
+    saved = load_checkpoint(decayed / "checkpoints" / "last.pt")
+    assert [group["lr"] for group in saved["optimizer_g"]["param_groups"]] == [0.00002]
+    assert [group["lr"] for group in saved["optimizer_d"]["param_groups"]] == [0.000003]
+
     # the exported generator is what lama-backend serves, and it equals the trained one
     from lama_backend.weights import load_model
     from lama_training.trainer.export import generator_from_checkpoint

@@ -256,6 +256,11 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
         strict_load(discriminator, payload["discriminator"], "discriminator", str(resume))
         optimizer_g.load_state_dict(payload["optimizer_g"])
         optimizer_d.load_state_dict(payload["optimizer_d"])
+        # The optimizers' saved state carries the old learning rates; the config's win, so that
+        # `--resume RUN --set trainer.lr_g=...` decays the rate as asked instead of silently not.
+        for optimizer, rate in ((optimizer_g, tc.lr_g), (optimizer_d, tc.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate
         step, epoch, batch_in_epoch = payload["step"], payload["epoch"], payload["batch_in_epoch"]
     networks = Networks(wrap_for_ddp(generator, context, tc.sync_batchnorm),
                         wrap_for_ddp(discriminator, context, tc.sync_batchnorm), perceptual)
