@@ -20,6 +20,6 @@ setup(
     packages=_packages(),
     package_dir=PACKAGE_DIRS,
     include_package_data=True,
-    package_data={"lama_backend": ["default_model/*.safetensors", "default_model/*.md"],
+    package_data={"lama_backend": ["default_model/*.safetensors", "default_model/*.md", "default_model/*.json"],
                   "lama_training": ["configs/*.yaml"]},
 )
