@@ -108,6 +108,7 @@ def test_fresh_wheel_install_inpaints_and_serves_the_bundled_model(tmp_path: Pat
                          env=env, cwd=work, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "bundled default model" in run.stderr + run.stdout
+    assert "lama-backend fetch big-lama" in run.stderr, "users must learn that better weights exist"
     result = np.asarray(Image.open(work / "out.png").convert("RGB"))
     outside = mask == 0
     assert np.array_equal(result[outside], pixels[outside])

@@ -7,6 +7,7 @@ the cache.
 """
 from __future__ import annotations
 
+import logging
 import struct
 import zipfile
 from pathlib import Path
@@ -17,6 +18,10 @@ from ..models import DeepGINModel, GeneratorModel, InpaintModel, resolve_device
 from .discovery import cache_candidates, is_bundled
 from .errors import WeightsError
 from .format import load_safetensors_generator
+
+LOG = logging.getLogger(__name__)
+BUNDLED_HINT = ("serving the small bundled default model, which fills worse than big-lama "
+                "(see its MODEL_CARD.md): run `lama-backend fetch big-lama` for the real thing")
 
 KIND_SAFETENSORS = "safetensors"
 KIND_TORCHSCRIPT = "torchscript"
@@ -79,6 +84,8 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
         generator, metadata = load_safetensors_generator(path)
         model_class = DeepGINModel if metadata["family"] == "deepgin" else GeneratorModel
         kind_label = "bundled default model, safetensors" if is_bundled(path) else "safetensors"
+        if is_bundled(path):
+            LOG.warning(BUNDLED_HINT)
         return model_class(generator, metadata["preset"], f"{path} ({kind_label})", target)
     if kind == KIND_TORCHSCRIPT:
         from .torchscript import load_torchscript_model
