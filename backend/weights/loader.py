@@ -83,9 +83,10 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
     if kind == KIND_SAFETENSORS:
         generator, metadata = load_safetensors_generator(path)
         model_class = DeepGINModel if metadata["family"] == "deepgin" else GeneratorModel
-        kind_label = "bundled default model, safetensors" if is_bundled(path) else "safetensors"
-        if is_bundled(path):
+        bundled = is_bundled(path)
+        if bundled:
             LOG.warning(BUNDLED_HINT)
+        kind_label = "bundled default model, safetensors" if bundled else "safetensors"
         return model_class(generator, metadata["preset"], f"{path} ({kind_label})", target)
     if kind == KIND_TORCHSCRIPT:
         from .torchscript import load_torchscript_model
