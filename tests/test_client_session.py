@@ -136,6 +136,21 @@ def test_a_running_backend_is_used_and_nothing_is_started():
     assert backend.starts == [] and malformed == [] and backend.progress == []
 
 
+def test_a_backend_serving_the_bundled_model_is_reported_as_a_progress_stage():
+    bundled = {"pid": 1, "model": {"family": "lama", "preset": "small",
+                                   "source": "/site/lama_backend/default_model/lama-small.safetensors "
+                                             "(bundled default model, safetensors)"}}
+    backend = ScriptedBackend(bundled)
+    backend.connect(None)
+    assert backend.progress == [(0.0, session.BUNDLED_MODEL_STAGE)]
+    assert "lama-backend fetch big-lama" in session.BUNDLED_MODEL_STAGE
+    for other in ({"pid": 1, "model": {"source": "/c/big-lama.pt (torchscript)"}}, {"pid": 1},
+                  {"pid": 1, "model": None}):
+        backend = ScriptedBackend(other)
+        backend.connect(None)
+        assert backend.progress == [], other
+
+
 def test_no_backend_and_no_autostart_says_how_to_start():
     backend = ScriptedBackend(BackendUnavailable("no answer within 5 s"))
     with pytest.raises(EditorError, match=r"(?s)No LaMa backend answers at .*\(no answer within 5 s\).*set COMMAND"):

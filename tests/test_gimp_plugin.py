@@ -427,6 +427,26 @@ def test_interactive_run_shows_the_dialog_and_honours_cancel(plugin, monkeypatch
     assert status == fake_gimp.PDBStatusType.SUCCESS
     assert used == [plugin.job.InpaintSettings(margin=9, grow=3, feather=4, source="visible")]
     assert ("flush",) in plugin.calls
+    assert not [call for call in plugin.calls if call[0] == "message"]
+
+
+def test_interactive_run_on_the_bundled_model_says_how_to_get_better_fills(plugin, monkeypatch):
+    image, layer = make_image()
+    plugin.gimpui.dialog_answers[:] = [True, True]
+
+    def job(image, drawable, settings, backend, progress, stage):
+        progress(0.0, stage)
+        progress(1.0, "done")
+    monkeypatch.setattr(plugin.main, "inpaint_selection", lambda *args: job(*args, plugin.main.session.BUNDLED_MODEL_STAGE))
+    status, _ = plugin.main.run(_procedure(plugin), fake_gimp.RunMode.INTERACTIVE, image, [layer], _config(), None)
+    assert status == fake_gimp.PDBStatusType.SUCCESS
+    messages = [call[1] for call in plugin.calls if call[0] == "message"]
+    assert len(messages) == 1 and "lama-backend fetch big-lama" in messages[0]
+
+    monkeypatch.setattr(plugin.main, "inpaint_selection", lambda *args: job(*args, "inpainting"))
+    status, _ = plugin.main.run(_procedure(plugin), fake_gimp.RunMode.INTERACTIVE, image, [layer], _config(), None)
+    assert status == fake_gimp.PDBStatusType.SUCCESS
+    assert len([call for call in plugin.calls if call[0] == "message"]) == 1  # no new notice
 
 
 # -- a real backend started by the plug-in outlives GIMP's kill --------------------------------------

@@ -411,6 +411,23 @@ def test_controller_runs_the_job_off_the_gui_thread_and_adds_the_layer(app):
     assert statuses[-1].startswith("Done") and not ctl.is_running()
 
 
+def test_controller_keeps_the_bundled_model_notice_in_the_final_status(app):
+    doc, _, _ = make_document(app)
+    backend = ScriptedBackend(model_source="/x/default_model/lama-small.safetensors (bundled default model, safetensors)")
+    ctl, messages = make_controller(app, backend)
+    statuses = []
+    ctl.status_changed.connect(statuses.append)
+    assert ctl.start(doc)
+    assert wait_for(ctl) == "done"
+    assert statuses[-1].startswith("Done: added layer") and "lama-backend fetch big-lama" in statuses[-1]
+    assert messages == []
+
+    backend.model_source = "/c/big-lama.pt (torchscript)"  # the next job, on big-lama: no notice left over
+    assert ctl.start(doc)
+    assert wait_for(ctl) == "done"
+    assert "fetch big-lama" not in ctl.status
+
+
 def test_controller_cancel_stops_the_backend_job_and_adds_nothing(app):
     doc, _, _ = make_document(app)
     backend = ScriptedBackend(wait_for_cancel=True)

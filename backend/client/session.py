@@ -20,6 +20,11 @@ ClientFactory = Callable[..., Any]   # (address, token=...) -> a LamaClient-like
 Starter = Callable[..., Any]         # ensure_backend's signature: (address, argv, timeout=, token=, log_path=)
 AutostartCommand = Callable[[], Sequence[str]]  # builds the argv; only called when no backend answers
 AUTOSTART_TIMEOUT = 180.0  # seconds: loading big weights on a slow disk takes a while
+# A progress stage, reported after `hello` when the backend serves the small model bundled with
+# the package: its fills are far worse than big-lama's, and an artist who never reads the
+# backend's log must still learn why and what to do. Plugins keep it in their final status.
+BUNDLED_MODEL_STAGE = ("using the small built-in model; run `lama-backend fetch big-lama` and restart "
+                       "the backend for much better fills")
 
 # What to do about each stable error code; "unauthorized" is the editor's own (Editor.token_hint).
 _HINTS = {
@@ -73,10 +78,16 @@ def how_to_start_message(address: str, reason: str, editor: Editor) -> str:
             "or %s Nothing was changed." % (address, reason, address, editor.autostart_hint))
 
 
-def _hello(client: Any, editor: Editor) -> Any:
+def serves_bundled_model(hello: Any) -> bool:
+    """Whether a `hello` reply says the backend serves the package's bundled default model."""
+    model = hello.get("model") if isinstance(hello, dict) else None
+    return isinstance(model, dict) and "bundled default model" in str(model.get("source") or "")
+
+
+def _hello(client: Any, editor: Editor, on_progress: ProgressCallback) -> Any:
     """`client` once its backend answered `hello`; closed, and the error raised, otherwise."""
     try:
-        client.hello()
+        reply = client.hello()
     except BackendUnavailable:
         client.close()
         raise
@@ -84,6 +95,8 @@ def _hello(client: Any, editor: Editor) -> Any:
         client.close()
         raise editor.error(("The backend refused the connection: %s. %s"
                             % (exc.message, editor.hint(exc.code))).rstrip()) from None
+    if serves_bundled_model(reply):
+        on_progress(0.0, BUNDLED_MODEL_STAGE)
     return client
 
 
@@ -110,14 +123,14 @@ def connect(address: str, token: Optional[str], autostart: Optional[AutostartCom
     The starter (ensure_backend) detaches the backend, so it outlives the plugin's process.
     """
     try:
-        return _hello(client_factory(address, token=token), editor)
+        return _hello(client_factory(address, token=token), editor, on_progress)
     except BackendUnavailable as exc:
         if autostart is None:
             raise editor.error(how_to_start_message(address, str(exc), editor)) from None
     on_progress(0.0, "starting the backend")
     _start(address, token, autostart, editor, starter)
     try:
-        return _hello(client_factory(address, token=token), editor)
+        return _hello(client_factory(address, token=token), editor, on_progress)
     except BackendUnavailable as exc:
         raise editor.error(how_to_start_message(address, str(exc), editor)) from None
 

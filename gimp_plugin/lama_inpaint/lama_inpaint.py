@@ -20,6 +20,7 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 from gi.repository import GLib, GObject, Gimp  # noqa: E402
 
+from lama_gimp_client import session  # noqa: E402
 from lama_gimp_job import (LAYER_NAME, BackendSettings, InpaintSettings, PluginError,  # noqa: E402
                            inpaint_selection)
 
@@ -59,8 +60,11 @@ class Progress:
 
     def __init__(self) -> None:
         self.stage = None
+        self.model_notice = ""  # session.BUNDLED_MODEL_STAGE when the backend serves the bundled model
 
     def __call__(self, fraction: float, stage: str) -> None:
+        if stage == session.BUNDLED_MODEL_STAGE:
+            self.model_notice = stage
         if stage and stage != self.stage:
             self.stage = stage
             Gimp.progress_set_text("%s: %s" % (LAYER_NAME, stage))
@@ -74,9 +78,10 @@ def run(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     Gimp.progress_init("Inpainting the selection with LaMa")
+    progress = Progress()
     try:
         inpaint_selection(image, drawables[0], settings_from_config(config), BackendSettings.from_environment(),
-                          Progress())
+                          progress)
     except PluginError as exc:
         return _error(procedure, str(exc))
     except Exception as exc:  # a bug: keep GIMP alive, show the reason, log the traceback
@@ -85,6 +90,8 @@ def run(procedure, run_mode, image, drawables, config, _data):
     finally:
         Gimp.progress_end()
     Gimp.displays_flush()
+    if progress.model_notice and run_mode == Gimp.RunMode.INTERACTIVE:
+        Gimp.message("%s: done, %s." % (MENU_LABEL, progress.model_notice))  # the progress text is gone by now
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 

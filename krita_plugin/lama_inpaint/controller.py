@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 from PyQt5.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
 from PyQt5.QtWidgets import QMessageBox, QProgressDialog
 
-from .client_api import JobCancelled
+from .client_api import JobCancelled, session
 from .document_io import PluginError, PreparedInpaint, apply_result, layer_pixels, prepare_inpaint
 from .job import run_inpaint
 from .settings import InpaintSettings, load_settings
@@ -78,6 +78,7 @@ class InpaintController(QObject):
         self._dialog: Optional[QProgressDialog] = None
         self.last_layer: Any = None
         self.status = "Ready"
+        self._model_notice = ""  # session.BUNDLED_MODEL_STAGE when the backend serves the bundled model
 
     # -- state -------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -112,6 +113,7 @@ class InpaintController(QObject):
             self.notify(str(exc))
             return False
         self._cancel_event = threading.Event()
+        self._model_notice = ""
         worker = InpaintWorker(self._job, settings, self._cancel_event,
                                self._client_factory, self._starter)
         worker.progressed.connect(self._on_progress)
@@ -157,6 +159,8 @@ class InpaintController(QObject):
     # -- worker signals (queued onto the GUI thread) -------------------------------------------
     @pyqtSlot(float, str)
     def _on_progress(self, fraction: float, stage: str) -> None:
+        if stage == session.BUNDLED_MODEL_STAGE:
+            self._model_notice = stage  # kept for the final status, where it stays visible
         value = int(max(0.0, min(1.0, fraction)) * PROGRESS_STEPS)
         if self._dialog is not None:
             self._dialog.setLabelText("Inpainting the selection: %s" % stage if stage else "Inpainting the selection...")
@@ -178,7 +182,8 @@ class InpaintController(QObject):
             self._report_failure("Adding the result layer failed unexpectedly:\n\n" + traceback.format_exc())
             return
         self.progress_changed.emit(PROGRESS_STEPS)
-        self._set_status("Done: added layer \"%s\"" % self.last_layer.name())
+        notice = " (%s)" % self._model_notice if self._model_notice else ""
+        self._set_status("Done: added layer \"%s\"%s" % (self.last_layer.name(), notice))
         self.finished.emit("done")
 
     @pyqtSlot(str)

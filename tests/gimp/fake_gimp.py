@@ -363,6 +363,7 @@ def build_modules(recorder: Recorder) -> types.ModuleType:
     gimp.progress_set_text = lambda text: recorder.calls.append(("text", text)) or True
     gimp.progress_end = lambda: recorder.calls.append(("end",)) or True
     gimp.displays_flush = lambda: recorder.calls.append(("flush",))
+    gimp.message = lambda text: recorder.calls.append(("message", text))
     gimp.main = lambda gtype, argv: recorder.calls.append(("main", gtype))
     gegl = types.ModuleType("gi.repository.Gegl")
     gegl.Rectangle, gegl.AbyssPolicy = Rectangle, AbyssPolicy
