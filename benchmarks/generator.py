@@ -202,6 +202,19 @@ def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, m
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; the platform's processor string elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
@@ -237,8 +250,13 @@ def main() -> None:
         worker(args)
         return
     import torch
-    print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+    from lama_backend.acceleration.runtime import cpu_bf16_support
+    print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu_model()}), "
           f"load average {os.getloadavg()[0]:.1f} at start")
+    native = cpu_bf16_support()
+    if "bf16" in args.precisions and native is None:
+        print("# this CPU has no native bf16 (no AVX512-BF16, no AMX): the fast-bf16 row is emulated and "
+              "slow; `lama-backend --precision bf16` refuses such CPUs")
     with tempfile.TemporaryDirectory() as folder:
         if args.refine:
             r = run_worker("refine", args.refine, Path(folder) / "unused.npy", args)
