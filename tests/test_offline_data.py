@@ -57,3 +57,17 @@ def test_procedural_textures_are_deterministic_and_varied() -> None:
     assert np.array_equal(first, again)
     assert not np.array_equal(first, other)
     assert first.std() > 10
+
+
+def test_cli_warns_when_generated_textures_outnumber_the_photographs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from lama_training.cli import main as lama_train
+    from lama_training.commands import assemble_data
+
+    photo = Candidate("mate-nature-Aqua", "debian:mate-backgrounds", _photo(tmp_path / "Aqua.png", 1), "GPL-2+")
+    monkeypatch.setattr(assemble_data, "assemble",
+                        lambda out, textures: assemble(out, textures=textures, candidates=[photo]))
+    assert lama_train(["assemble-data", "--out", str(tmp_path / "balanced"), "--textures", "1"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert lama_train(["assemble-data", "--out", str(tmp_path / "textured"), "--textures", "2"]) == 0
+    assert "2 generated textures outnumber the 1 training photographs" in capsys.readouterr().err
