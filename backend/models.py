@@ -38,6 +38,7 @@ class InpaintModel(ABC):
     family: str = "lama"
     pad_modulo: int = 8
     supports_refinement: bool = False  # has `refine(image, mask, progress, cancelled)`
+    bundled: bool = False              # the package's own default model (set by the loader)
 
     def __init__(self, preset: str | None, source: str, device: torch.device) -> None:
         self.preset = preset
@@ -50,7 +51,8 @@ class InpaintModel(ABC):
 
     def describe(self) -> dict[str, str | None]:
         """What `hello` replies and logs say about the serving model."""
-        return {"family": self.family, "preset": self.preset, "source": self.source, "device": str(self.device)}
+        return {"family": self.family, "preset": self.preset, "source": self.source, "device": str(self.device),
+                "bundled": self.bundled}
 
 
 class GeneratorModel(InpaintModel):

@@ -137,15 +137,15 @@ def test_a_running_backend_is_used_and_nothing_is_started():
 
 
 def test_a_backend_serving_the_bundled_model_is_reported_as_a_progress_stage():
-    bundled = {"pid": 1, "model": {"family": "lama", "preset": "small",
+    bundled = {"pid": 1, "model": {"family": "lama", "preset": "small", "bundled": True,
                                    "source": "/site/lama_backend/default_model/lama-small.safetensors "
                                              "(bundled default model, safetensors)"}}
     backend = ScriptedBackend(bundled)
     backend.connect(None)
     assert backend.progress == [(0.0, session.BUNDLED_MODEL_STAGE)]
     assert "lama-backend fetch big-lama" in session.BUNDLED_MODEL_STAGE
-    for other in ({"pid": 1, "model": {"source": "/c/big-lama.pt (torchscript)"}}, {"pid": 1},
-                  {"pid": 1, "model": None}):
+    for other in ({"pid": 1, "model": {"source": "/c/big-lama.pt (torchscript)", "bundled": False}}, {"pid": 1},
+                  {"pid": 1, "model": None}, {"pid": 1, "model": {"source": "x (bundled default model)"}}):
         backend = ScriptedBackend(other)
         backend.connect(None)
         assert backend.progress == [], other

@@ -128,5 +128,6 @@ def test_fresh_wheel_install_inpaints_and_serves_the_bundled_model(tmp_path: Pat
         server.terminate()
         log, _ = server.communicate(timeout=60)
     assert "bundled default model" in hello["model"]["source"]
+    assert hello["model"]["bundled"] is True
     assert hello["model"]["preset"] == "small"
     assert "bundled default model" in log

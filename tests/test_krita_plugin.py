@@ -413,7 +413,7 @@ def test_controller_runs_the_job_off_the_gui_thread_and_adds_the_layer(app):
 
 def test_controller_keeps_the_bundled_model_notice_in_the_final_status(app):
     doc, _, _ = make_document(app)
-    backend = ScriptedBackend(model_source="/x/default_model/lama-small.safetensors (bundled default model, safetensors)")
+    backend = ScriptedBackend(bundled_model=True)
     ctl, messages = make_controller(app, backend)
     statuses = []
     ctl.status_changed.connect(statuses.append)
@@ -422,7 +422,7 @@ def test_controller_keeps_the_bundled_model_notice_in_the_final_status(app):
     assert statuses[-1].startswith("Done: added layer") and "lama-backend fetch big-lama" in statuses[-1]
     assert messages == []
 
-    backend.model_source = "/c/big-lama.pt (torchscript)"  # the next job, on big-lama: no notice left over
+    backend.bundled_model = False  # the next job, on big-lama: no notice left over
     assert ctl.start(doc)
     assert wait_for(ctl) == "done"
     assert "fetch big-lama" not in ctl.status

@@ -47,6 +47,7 @@ def test_serve_options_reach_the_server_then_shutdown_ends_it(weights, tmp_path,
     driver.join(30)
     assert code == 0
     assert seen["hello"]["model"]["source"] == f"{weights} (safetensors)" and seen["hello"]["auth"] == "token"
+    assert seen["hello"]["model"]["bundled"] is False
     assert seen["hello"]["limits"]["max_pixels"] == 2000
     assert seen["hello"]["limits"]["max_queued_per_client"] == 3
     assert seen["small"] == 40 and seen["big"] == "too_large"

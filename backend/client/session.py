@@ -79,9 +79,9 @@ def how_to_start_message(address: str, reason: str, editor: Editor) -> str:
 
 
 def serves_bundled_model(hello: Any) -> bool:
-    """Whether a `hello` reply says the backend serves the package's bundled default model."""
+    """Whether a `hello` reply's `model.bundled` says the package's default model serves."""
     model = hello.get("model") if isinstance(hello, dict) else None
-    return isinstance(model, dict) and "bundled default model" in str(model.get("source") or "")
+    return isinstance(model, dict) and model.get("bundled") is True
 
 
 def _hello(client: Any, editor: Editor, on_progress: ProgressCallback) -> Any:

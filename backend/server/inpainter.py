@@ -35,7 +35,8 @@ class Inpainter(Protocol):
 def describe_model(model: Any) -> Dict[str, Any]:
     """The hello reply's `model` and `device`: which weights are serving, where."""
     return {"family": getattr(model, "family", None), "preset": getattr(model, "preset", None),
-            "source": getattr(model, "source", None), "device": str(getattr(model, "device", "cpu"))}
+            "source": getattr(model, "source", None), "device": str(getattr(model, "device", "cpu")),
+            "bundled": bool(getattr(model, "bundled", False))}
 
 
 class EngineInpainter:

@@ -273,7 +273,8 @@ class Server:
         return {
             "type": "hello", "id": rid, "protocol": PROTOCOL_VERSION, "server": "lama-backend",
             "server_version": __version__, "pid": os.getpid(), "device": info.get("device"),
-            "model": {"family": info.get("family"), "preset": info.get("preset"), "source": info.get("source")},
+            "model": {"family": info.get("family"), "preset": info.get("preset"), "source": info.get("source"),
+                      "bundled": bool(info.get("bundled"))},
             "auth": self.config.auth, "queued": len(self.queue),
             "heartbeat_interval": self.config.heartbeat_interval,
             "dtypes": list(DTYPE_SIZES), "layouts": list(LAYOUT_CHANNELS), "strategies": list(STRATEGIES),

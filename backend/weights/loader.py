@@ -87,7 +87,9 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Inpaint
         if bundled:
             LOG.warning(BUNDLED_HINT)
         kind_label = "bundled default model, safetensors" if bundled else "safetensors"
-        return model_class(generator, metadata["preset"], f"{path} ({kind_label})", target)
+        model = model_class(generator, metadata["preset"], f"{path} ({kind_label})", target)
+        model.bundled = bundled
+        return model
     if kind == KIND_TORCHSCRIPT:
         from .torchscript import load_torchscript_model
         return load_torchscript_model(path, target)

@@ -37,7 +37,7 @@ class ScriptedBackend:
     starts: List[Tuple[str, List[str], dict]] = field(default_factory=list)
     job_started: threading.Event = field(default_factory=threading.Event)
     saw_cancel: bool = False
-    model_source: str = "/weights/big-lama.pt (torchscript)"  # what `hello` says is serving
+    bundled_model: bool = False  # what `hello` says: the package's bundled default model serves
 
     def client_factory(self, address: str, token: Optional[str] = None) -> "ScriptedClient":
         client = ScriptedClient(self, address, token)
@@ -60,7 +60,7 @@ class ScriptedClient:
     def hello(self) -> dict:
         if not self.backend.available:
             raise BackendUnavailable("no backend at %s: connection refused" % self.address)
-        return {"type": "hello", "protocol": "1.0", "model": {"family": "lama", "source": self.backend.model_source}}
+        return {"type": "hello", "protocol": "1.0", "model": {"family": "lama", "bundled": self.backend.bundled_model}}
 
     def inpaint(self, request: InpaintRequest, on_progress: Optional[Callable[[float, str], None]] = None,
                 cancel_event: Optional[threading.Event] = None) -> FakeResult:
