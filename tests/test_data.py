@@ -101,6 +101,37 @@ def test_corrupt_and_tiny_files_are_skipped_with_a_warning(image_dir, caplog):
     assert any("broken.jpg" in w for w in warnings) and any("small.png" in w for w in warnings)
 
 
+def test_repeat_lengthens_the_epoch_with_fresh_crops_of_the_same_files(image_dir):
+    once = InpaintingTrainDataset(image_dir, crop_size=64)
+    dataset = InpaintingTrainDataset(image_dir, crop_size=64, repeat=4)
+    assert len(dataset) == 4 * len(once) == 12
+    np.random.seed(2)
+    items = [dataset[i] for i in range(len(dataset))]
+    assert all(item["image"].shape == (3, 64, 64) for item in items)
+    # index 0 and 3 read the same file (a.jpg) but draw their own crop and mask
+    assert not torch.equal(items[0]["image"], items[3]["image"])
+    with pytest.raises(DataError, match="repeat"):
+        InpaintingTrainDataset(image_dir, crop_size=64, repeat=0)
+
+
+def test_resize_to_max_draws_each_sample_s_scale_between_the_two_sides(image_dir, monkeypatch):
+    augment = AugmentConfig(**{**NONE.to_dict(), "resize_to": 100, "resize_to_max": 250})
+    dataset = InpaintingTrainDataset(image_dir, crop_size=64, augment=augment)
+    sides = [dataset.shorter_side(np.random.default_rng(seed)) for seed in range(400)]
+    assert min(sides) >= 100 and max(sides) <= 250
+    assert min(sides) < 110 and max(sides) > 235  # the whole range is used
+    assert np.median(sides) < 175  # log-uniform: the median is the geometric mean (158), not 175
+    loaded = []
+    monkeypatch.setattr("lama_training.data.dataset.load_rgb",
+                        lambda path, side, min_size: loaded.append(side) or gradient_image(side, side))
+    np.random.seed(0)
+    for index in range(3):
+        dataset[index]
+    assert len(set(loaded)) == 3 and all(100 <= side <= 250 for side in loaded)
+    fixed = InpaintingTrainDataset(image_dir, crop_size=64, augment=NONE)
+    assert fixed.shorter_side(np.random.default_rng(0)) == NONE.resize_to
+
+
 def test_a_folder_without_readable_images_is_a_clear_error(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"x")
     (tmp_path / "b.png").write_bytes(b"y")
@@ -265,6 +296,7 @@ def test_colour_ranges_are_read_from_the_config():
 @pytest.mark.parametrize("bad", [
     dict(resize_to=4), dict(min_image_size=0), dict(flip_proba=1.5), dict(scale_min=1.5, scale_max=1.0),
     dict(rotate_degrees=-1), dict(perspective_scale=0.3), dict(optical_distort_limit=0.6), dict(clahe_clip_limit=0.5),
+    dict(resize_to=256, resize_to_max=128), dict(resize_to=0, resize_to_max=512),
 ])
 def test_invalid_augment_configs_are_rejected(bad):
     with pytest.raises(ValueError):

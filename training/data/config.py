@@ -22,6 +22,8 @@ class AugmentConfig:
     """Each `*_proba` is the chance a step runs for one sample; 0 turns it off."""
 
     resize_to: int = 512              # shorter image side before augmenting; 0 keeps the file's size
+    resize_to_max: int = 0            # > resize_to: each sample's shorter side is drawn log-uniformly in
+                                      # resize_to..resize_to_max (more scales from few large photographs)
     min_image_size: int = 64          # files whose shorter side is smaller are skipped with a warning
     perspective_proba: float = 0.5
     perspective_scale: float = 0.06   # corner offsets ~ |N(0, s)| * size, s uniform in 0..perspective_scale
@@ -45,6 +47,8 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         _check(self.resize_to == 0 or self.resize_to >= 8, f"resize_to must be 0 or >= 8, got {self.resize_to}")
+        _check(self.resize_to_max == 0 or (self.resize_to > 0 and self.resize_to_max >= self.resize_to),
+               f"resize_to_max must be 0 or >= resize_to > 0, got {self.resize_to_max} (resize_to {self.resize_to})")
         _check(self.min_image_size >= 1, f"min_image_size must be >= 1, got {self.min_image_size}")
         for name, value in asdict(self).items():
             if name.endswith("_proba"):

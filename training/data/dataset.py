@@ -33,32 +33,44 @@ class InpaintingTrainDataset(Dataset):
     replaced by the next readable file; only a folder with no readable image is an error."""
 
     def __init__(self, root: str | Path, crop_size: int = 256, augment: AugmentConfig | None = None,
-                 mask: MaskConfig | None = None) -> None:
+                 mask: MaskConfig | None = None, repeat: int = 1) -> None:
         if crop_size < 8:
             raise DataError(f"crop size must be >= 8, got {crop_size}")
+        if repeat < 1:
+            raise DataError(f"repeat must be >= 1, got {repeat}")
         self.root = Path(root)
         self.files = list_images(self.root)
         self.crop_size = crop_size
         self.augment = augment if augment is not None else AugmentConfig()
         self.mask_generator = MaskGenerator(mask if mask is not None else MaskConfig())
+        self.repeat = repeat
         self.skipped: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.files)
+        """Files x `repeat`: a few photographs still make epochs long enough to keep workers busy."""
+        return len(self.files) * self.repeat
 
     def sample_rng(self, index: int) -> np.random.Generator:
         """This sample's generator: the index mixed with two words of the global numpy state."""
         words = np.random.randint(0, 2**32, size=2, dtype=np.uint64)
         return np.random.default_rng([index, int(words[0]), int(words[1])])
 
-    def load(self, index: int) -> tuple[int, np.ndarray]:
-        """(index actually used, image) for `index` or, when unreadable, the next readable file."""
+    def shorter_side(self, rng: np.random.Generator) -> int:
+        """`resize_to`, or with `resize_to_max` a log-uniform draw between the two (scale variety)."""
+        low, high = self.augment.resize_to, self.augment.resize_to_max
+        if high <= low:
+            return low
+        return int(round(float(np.exp(rng.uniform(np.log(low), np.log(high))))))
+
+    def load(self, index: int, resize_to: int | None = None) -> tuple[int, np.ndarray]:
+        """(file index actually used, image) for `index` or, when unreadable, the next readable file."""
+        side = self.augment.resize_to if resize_to is None else resize_to
         for attempt in range(min(len(self.files), MAX_REPLACEMENTS + 1)):
             candidate = (index + attempt) % len(self.files)
             if candidate in self.skipped:
                 continue
             try:
-                return candidate, load_rgb(self.files[candidate], self.augment.resize_to, self.augment.min_image_size)
+                return candidate, load_rgb(self.files[candidate], side, self.augment.min_image_size)
             except UnreadableImage as exc:
                 self.skipped.add(candidate)
                 LOG.warning("skipping %s", exc)
@@ -66,8 +78,8 @@ class InpaintingTrainDataset(Dataset):
                         f"({len(self.skipped)} of {len(self.files)} files skipped so far)")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        _, image = self.load(index)
         rng = self.sample_rng(index)
+        _, image = self.load(index % len(self.files), self.shorter_side(rng))
         crop = random_geometry(image, self.crop_size, self.augment, rng)
         crop = random_photometric(crop, self.augment, rng)
         mask = self.mask_generator.sample(self.crop_size, self.crop_size, rng)

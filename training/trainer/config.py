@@ -41,6 +41,7 @@ class DataConfig:
     crop_size: int = 256
     batch_size: int = 10
     num_workers: int = 4
+    repeat: int = 1             # each epoch visits every training image this many times
     eval_batch_size: int = 8
     eval_max_images: int = 0    # > 0: only the first N images of each mask policy
     # LPIPS and FID on the evaluation set, from weights given by path (empty: the metric is not computed)
@@ -56,6 +57,8 @@ class DataConfig:
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.repeat < 1:
+            raise ConfigError(f"data.repeat must be >= 1, got {self.repeat}")
         if self.num_workers < 0 or self.eval_max_images < 0:
             raise ConfigError("data.num_workers and data.eval_max_images must be >= 0")
         if bool(self.eval_lpips_alexnet) != bool(self.eval_lpips_linear):
@@ -70,6 +73,7 @@ class TrainerConfig:
     """Optimisation and bookkeeping. Adam with big-lama's learning rates and gradient clipping."""
 
     max_steps: int = 1_000_000
+    max_minutes: float = 0.0     # > 0: also stop (with a final checkpoint) after this much wall time
     lr_g: float = 1e-3
     lr_d: float = 1e-4
     grad_clip: float = 1.0       # max global grad norm per network; 0 disables clipping
@@ -87,6 +91,8 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.max_steps < 1:
             raise ConfigError(f"trainer.max_steps must be >= 1, got {self.max_steps}")
+        if self.max_minutes < 0:
+            raise ConfigError(f"trainer.max_minutes must be >= 0, got {self.max_minutes}")
         if self.lr_g <= 0 or self.lr_d <= 0:
             raise ConfigError("trainer.lr_g and trainer.lr_d must be > 0")
         if self.grad_clip < 0:

@@ -47,7 +47,7 @@ def build_sources(config: TrainConfig) -> DataSources:
     """The training set from `data.train_dir` and, with `data.eval_dir`, the evaluation set."""
     data = config.data
     train_dataset = InpaintingTrainDataset(data.train_dir, crop_size=data.crop_size, augment=data.augment,
-                                           mask=data.mask)
+                                           mask=data.mask, repeat=data.repeat)
     if not data.eval_dir:
         return DataSources(train_dataset, worker_init_fn, None, _fixed_batch(train_dataset, 4, config.trainer.seed), 0)
     eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
