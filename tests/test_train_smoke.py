@@ -121,3 +121,18 @@ def test_dry_run_prints_the_resolved_config(tmp_path: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert "kind: pix2pixhd_global" in out and "lr_d: 0.0002" in out and "# 3 training images" in out
     assert not (tmp_path / "r").exists()
+
+
+def test_max_minutes_stops_early_with_a_final_checkpoint_and_export(tmp_path: Path) -> None:
+    """A wall-time budget (a lent GPU for N minutes): the run ends at the first step past it, and
+    that step still gets its log record, checkpoint and the exported generator."""
+    torch.set_num_threads(1)
+    photos = write_photos(tmp_path / "photos", 4)
+    run_dir = tmp_path / "run"
+    assert lama_train(["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(run_dir), *FAST,
+                       "--set", "trainer.log_every=3", "--set", "trainer.max_steps=1000",
+                       "--set", "trainer.max_minutes=0.00001", "--set", "data.repeat=3"]) == 0
+    assert sorted(train_records(run_dir)) == [1]
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert checkpoint["step"] == 1
+    assert (run_dir / "generator.safetensors").is_file()

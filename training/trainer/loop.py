@@ -325,6 +325,11 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
                 progress.update(1)
                 progress.set_postfix(g=f"{logged['gen_total']:.3f}", d=f"{logged['discr_total']:.3f}")
 
+            # one process checks the clock every step; under DDP the ranks agree at log steps
+            if tc.max_minutes > 0 and step < stop and (context.world_size == 1 or step % tc.log_every == 0) and any(
+                    all_gather_objects(context, time.time() - started >= tc.max_minutes * 60)):
+                stop = step  # out of time: this step is the last, with its log, samples and checkpoint
+                LOG.info("trainer.max_minutes (%s) reached at step %d", tc.max_minutes, step)
             if step % tc.log_every == 0 or step == stop:
                 means = mean_across_ranks(context, {k: float(np.mean(v)) for k, v in window.items()})
                 window.clear()
