@@ -71,3 +71,52 @@ def test_cli_warns_when_generated_textures_outnumber_the_photographs(tmp_path: P
     assert "warning" not in capsys.readouterr().err
     assert lama_train(["assemble-data", "--out", str(tmp_path / "textured"), "--textures", "2"]) == 0
     assert "2 generated textures outnumber the 1 training photographs" in capsys.readouterr().err
+
+
+LOMIRI_COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: lomiri-wallpapers
+
+Files: *
+Copyright: 2010-2016 Ubuntu community contributors
+License: CC-BY-SA-3.0
+
+Files: 16.04/aitzgorri_by_Aitzol_Berasategi.jpg
+Copyright: Aitzol Berasategi, 2018
+License: CC-BY-4.0
+
+Files: 16.04/seeding_by_Clements_Engelhardt.jpg
+Copyright: Clemens Engelhardt, 2018
+License: CC0-1.0
+
+License: CC0-1.0
+ To the extent possible under law, ...
+"""
+
+
+def test_lomiri_photographs_carry_their_own_dep5_licence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from lama_training import offline_data
+
+    backgrounds, docs = tmp_path / "backgrounds", tmp_path / "doc"
+    (docs / "lomiri-wallpapers-16.04").mkdir(parents=True)
+    (docs / "lomiri-wallpapers-16.04" / "copyright").write_text(LOMIRI_COPYRIGHT)
+    backgrounds.mkdir()
+    for name in ("aitzgorri_by_Aitzol_Berasategi.jpg", "seeding_by_Clements_Engelhardt.jpg",
+                 "umang_by_Abhishek_Mudgal.jpg"):  # umang: a gradient, not on the photo list
+        _photo(backgrounds / name, 3)
+    found = offline_data.find_lomiri_photos(backgrounds, docs)
+    assert {(c.name, c.source, c.licence) for c in found} == {
+        ("lomiri-aitzgorri_by_Aitzol_Berasategi", "debian:lomiri-wallpapers-16.04", "CC-BY-4.0"),
+        ("lomiri-seeding_by_Clements_Engelhardt", "debian:lomiri-wallpapers-16.04", "CC0-1.0"),
+    }
+    # the other listed photographs are missing; -20.04 is not installed: both said, neither fatal
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "lomiri-wallpapers-20.04 is not installed" in messages and "Bridge_by_Sander_Klootwijk.jpg" in messages
+
+
+def test_dep5_licences_maps_every_file_pattern() -> None:
+    from lama_training.offline_data import dep5_licences
+
+    licences = dep5_licences(LOMIRI_COPYRIGHT)
+    assert licences == {"*": "CC-BY-SA-3.0", "16.04/aitzgorri_by_Aitzol_Berasategi.jpg": "CC-BY-4.0",
+                        "16.04/seeding_by_Clements_Engelhardt.jpg": "CC0-1.0"}

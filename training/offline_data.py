@@ -26,6 +26,22 @@ LOG = logging.getLogger(__name__)
 
 RESERVED_FOR_EVALUATION = ("plasma-workspace-wallpapers", "palapeli-data")
 MATE_NATURE_DIR = Path("/usr/share/backgrounds/mate/nature")
+BACKGROUNDS_DIR = Path("/usr/share/backgrounds")
+DOC_DIR = Path("/usr/share/doc")
+# Debian's lomiri-wallpapers-16.04 / -20.04 (Ubuntu community wallpaper-contest photographs) install
+# into BACKGROUNDS_DIR; the licence of each file is read from the package's DEP-5 copyright file.
+# Only the photographs: the packages' gradients and illustrations (umang, Fossa, Infinite-Sea,
+# Painting-Colors, warty-final-ubuntu) would teach flat colour fields, as the textures did.
+LOMIRI_PHOTOS = {
+    "lomiri-wallpapers-16.04": ("Bridge_by_Sander_Klootwijk.jpg", "Dragonfly_by_Bolly.jpg",
+                                "Picture_0B_by_freespace.jpg", "Picture_1A_by_freespace.jpg",
+                                "Wine_by_Jakkub_Mede.jpg", "aitzgorri_by_Aitzol_Berasategi.jpg",
+                                "analogpattern_by_Peter_Nerlich.jpg", "free_by_Peter_Nerlich.jpg",
+                                "friends_by_Aitzol_Berasategi.jpg", "greentock_by_Peter_Nerlich.jpg",
+                                "life_by_Aitzol_Berasategi.jpg", "picosdeeuropa_by_Aitzol_Berasategi.jpg",
+                                "seeding_by_Clements_Engelhardt.jpg", "sunset_by_Aitzol_Berasategi.jpg"),
+    "lomiri-wallpapers-20.04": ("Kleiber_by_Lukas_Baubkus.jpg",),
+}
 
 # Licences as stated in each package's own documentation (skimage/data/_fetchers.py docstrings,
 # sklearn/datasets/images/README.txt, /usr/share/doc/mate-backgrounds/copyright). Left out on
@@ -78,6 +94,40 @@ def _module_dir(module_name: str, sub: str) -> Path | None:
     return Path(module.__file__).parent / sub
 
 
+def dep5_licences(copyright_text: str) -> dict[str, str]:
+    """`Files:` pattern -> `License:` short name from a Debian machine-readable copyright file."""
+    licences: dict[str, str] = {}
+    for paragraph in copyright_text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in paragraph.splitlines():
+            if line[:1].strip() and ":" in line:
+                key, value = line.split(":", 1)
+                fields[key.strip().lower()] = value.strip()
+        if "files" in fields and "license" in fields:
+            for pattern in fields["files"].split():
+                licences[pattern] = fields["license"]
+    return licences
+
+
+def find_lomiri_photos(backgrounds: Path = BACKGROUNDS_DIR, docs: Path = DOC_DIR) -> list[Candidate]:
+    """The photographs of the lomiri-wallpapers packages that are installed, with their licences."""
+    found: list[Candidate] = []
+    for package, names in LOMIRI_PHOTOS.items():
+        copyright_file = docs / package / "copyright"
+        if not copyright_file.is_file():
+            LOG.warning("Debian package %s is not installed (apt-get install %s)", package, package)
+            continue
+        licences = dep5_licences(copyright_file.read_text(encoding="utf-8", errors="replace"))
+        for name in names:
+            path = backgrounds / name
+            licence = next((value for pattern, value in licences.items() if pattern.rsplit("/", 1)[-1] == name), None)
+            if not path.is_file() or licence is None:
+                LOG.warning("%s: %s is missing or has no licence entry; skipped", package, name)
+                continue
+            found.append(Candidate(f"lomiri-{Path(name).stem}", f"debian:{package}", path, licence))
+    return found
+
+
 def find_package_photos() -> list[Candidate]:
     """Every known photograph that is installed here; missing packages are logged, not fatal."""
     found: list[Candidate] = []
@@ -86,6 +136,7 @@ def find_package_photos() -> list[Candidate]:
             found.append(Candidate(f"mate-nature-{path.stem}", "debian:mate-backgrounds", path, "GPL-2+"))
     else:
         LOG.warning("Debian package mate-backgrounds is not installed (apt-get install mate-backgrounds)")
+    found.extend(find_lomiri_photos())
     for module, sub, table in (("skimage", "data", SKIMAGE_PHOTOS), ("sklearn", "datasets/images", SKLEARN_PHOTOS)):
         folder = _module_dir(module, sub)
         if folder is None:

@@ -12,8 +12,8 @@ from ..utils.cli import CommandError
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "assemble-data", help="collect package-shipped photographs into a training folder with a manifest",
-        description="Copy the photographs that installed packages ship (Debian mate-backgrounds, scikit-image, "
-                    "scikit-learn) into OUT/train and OUT/heldout and record source, licence and SHA-256 of "
+        description="Copy the photographs that installed packages ship (Debian mate-backgrounds and "
+                    "lomiri-wallpapers-16.04/-20.04, scikit-image, scikit-learn) into OUT/train and OUT/heldout and record source, licence and SHA-256 of "
                     "each file in OUT/manifest.json.")
     parser.add_argument("--out", type=Path, required=True, help="destination folder")
     parser.add_argument("--textures", type=int, default=0,
