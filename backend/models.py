@@ -83,7 +83,7 @@ class GeneratorModel(InpaintModel):
         from .acceleration.runtime import configure_cuda, resolve_precision
         resolved = resolve_precision(precision, self.device)
         if self.device.type == "cuda":
-            configure_cuda()
+            configure_cuda(resolved)
         try:
             self.fast = FastGenerator(self.generator, self.device, resolved)
         except UnsupportedGenerator:

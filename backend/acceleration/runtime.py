@@ -66,9 +66,19 @@ def configure_cpu_threads(threads: int | None = None) -> int:
     return torch.get_num_threads()
 
 
-def configure_cuda() -> None:
-    """cuDNN autotuning: the engine pads to few distinct shapes, so tuning once per shape pays off."""
-    torch.backends.cudnn.benchmark = True
+def cudnn_autotune(precision: str) -> bool:
+    """Whether cuDNN should time its algorithms for `precision` (see `configure_cuda`)."""
+    return precision in ("bf16", "fp16")
+
+
+def configure_cuda(precision: str) -> None:
+    """cuDNN autotuning for the half precisions: the engine pads to few distinct shapes, so tuning
+    once per shape pays off (bf16 2.3-2.6x the eager fp32 pass on an H200, benchmarks/README.md).
+
+    fp32 keeps cuDNN's heuristic choice, the one the eager pass makes: on an H200 the autotuner
+    picked fp32 algorithms at >= 1024 px that took 25-37 GiB of workspace while tuning, ran slower
+    than the heuristic pick (0.86x) and moved the output by up to 8e-2 from the eager pass."""
+    torch.backends.cudnn.benchmark = cudnn_autotune(precision)
 
 
 def default_precision(device: torch.device) -> str:
