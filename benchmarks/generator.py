@@ -3,6 +3,7 @@
     python benchmarks/generator.py                    # big-lama at 512, 1024, 2048
     python benchmarks/generator.py --sizes 512 --precisions fp32
     python benchmarks/generator.py --tiled 4096 --max-memory 4G   # bounded-memory pass
+    python benchmarks/generator.py --device cuda --precisions fp32 bf16 fp16   # on a GPU
 
 Every configuration runs in its own subprocess, so the peak RSS printed is that configuration's
 alone (weights included). The reference is what a straightforward implementation does: the
@@ -10,7 +11,9 @@ generator `nn.Module` in eval mode, `torch.no_grad()`, NCHW float32. The fast pa
 `lama_backend.acceleration.FastGenerator` over the same module with the same random weights
 (seeded; batch-norm statistics randomised). Inputs are a natural photograph with a thick
 evaluation-policy mask. The machine may be shared: the parent alternates configurations and
-reports the best of the repeats; compare ratios from the same run.
+reports the best of the repeats; compare ratios from the same run. On CUDA the reference is the
+same module moved to the GPU (PyTorch's default cuDNN settings), timings wait for the GPU to
+finish, and the memory column is the GPU's peak allocation (`torch.cuda.max_memory_allocated`).
 """
 from __future__ import annotations
 
@@ -102,6 +105,9 @@ def network_input(size: int):
 
 def peak_rss_bytes() -> int:
     import resource
+    import torch
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return int(torch.cuda.max_memory_allocated())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
@@ -112,22 +118,36 @@ def worker(args: argparse.Namespace) -> None:
     from lama_backend.acceleration import FastGenerator
     from lama_backend.acceleration.runtime import configure_cpu_threads
     configure_cpu_threads(args.threads)
+    device = torch.device(args.device)
+    if args.tf32 == "off":  # strict fp32 on CUDA for both paths (PyTorch's default lets cuDNN use TF32)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     generator = build_generator(args.preset)
     x = network_input(args.size)
+    if device.type == "cuda":
+        generator, x = generator.to(device), x.to(device)
+
+    def synchronize() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     if args.config == "tiled-check":
-        fast = FastGenerator(generator)
+        fast = FastGenerator(generator, device=device)
         untiled, tiled = fast(x), fast(x, tile=16)
         print(json.dumps({"max_abs_diff": float((untiled - tiled).abs().max()), "peak_rss": peak_rss_bytes()}))
         return
     if args.config == "refine":
-        print(json.dumps(refine_measurement(generator, x, args)))
+        print(json.dumps(refine_measurement(generator, x.cpu(), args, device)))
         return
     if args.config == "reference":
         def run():
             with torch.no_grad():
                 return generator(x)
     else:
-        fast = FastGenerator(generator, precision=args.config.split("-", 1)[1])
+        precision = args.config.split("-", 1)[1]
+        if device.type == "cuda":
+            from lama_backend.acceleration.runtime import configure_cuda
+            configure_cuda(precision)  # as the backend does
+        fast = FastGenerator(generator, device=device, precision=precision)
         del generator  # the fast path keeps only folded, packed copies of the weights
         tile = None
         if args.max_memory:
@@ -138,15 +158,22 @@ def worker(args: argparse.Namespace) -> None:
             return fast(x, tile=tile)
     walls, cpus = [], []
     output = None
+    first_pass_peak = None
     for index in range(args.warmup + args.repeat):
+        if device.type == "cuda" and index == args.warmup:
+            # the memory column is a steady pass: cuDNN's one-off autotuning workspaces are reported apart
+            first_pass_peak = torch.cuda.max_memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        synchronize()
         wall, cpu = time.perf_counter(), time.process_time()
         output = run()
+        synchronize()
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if index >= args.warmup:
             walls.append(wall)
             cpus.append(cpu)
-    np.save(args.output, output.float().numpy()[0])
-    result = {"wall": min(walls), "cpu": min(cpus), "peak_rss": peak_rss_bytes()}
+    np.save(args.output, output.float().cpu().numpy()[0])
+    result = {"wall": min(walls), "cpu": min(cpus), "peak_rss": peak_rss_bytes(), "first_pass_peak": first_pass_peak}
     if args.config != "reference":
         result["tile"] = tile
     print(json.dumps(result))
@@ -160,14 +187,15 @@ def wide_hole(size: int) -> np.ndarray:
     return mask
 
 
-def refine_measurement(generator, x, args: argparse.Namespace) -> dict:
+def refine_measurement(generator, x, args: argparse.Namespace, device=None) -> dict:
     """Plain pass vs refinement at full size: known-pixel L1, change in the hole, time."""
     import torch
     from lama_backend.acceleration import FastGenerator
     from lama_backend.refinement import RefineConfig, Refiner
-    mask = torch.from_numpy(wide_hole(args.size))[None, None]
-    image = torch.from_numpy(natural_image(args.size)).permute(2, 0, 1)[None]
-    fast = FastGenerator(generator)
+    device = device if device is not None else torch.device("cpu")
+    mask = torch.from_numpy(wide_hole(args.size))[None, None].to(device)
+    image = torch.from_numpy(natural_image(args.size)).permute(2, 0, 1)[None].to(device)
+    fast = FastGenerator(generator, device=device)
     wall = time.perf_counter()
     plain = fast(torch.cat([image * (1 - mask), mask], dim=1))
     plain_wall = time.perf_counter() - wall
@@ -188,8 +216,9 @@ def refine_measurement(generator, x, args: argparse.Namespace) -> dict:
 
 def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, max_memory: str | None = None) -> dict:
     command = [sys.executable, __file__, "--worker", config, "--size", str(size), "--output", str(output),
-               "--preset", args.preset, "--warmup", str(args.warmup if size <= 1024 else 0),
-               "--repeat", str(args.repeat if size <= 1024 else 1)]
+               "--preset", args.preset, "--warmup", str(args.warmup if size <= 1024 or args.device != "cpu" else 0),
+               "--repeat", str(args.repeat if size <= 1024 or args.device != "cpu" else 1),
+               "--device", args.device, "--tf32", args.tf32]
     if args.threads:
         command += ["--threads", str(args.threads)]
     if config == "refine":
@@ -229,6 +258,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--preset", default="big-lama")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the memory column is then GPU memory)")
+    parser.add_argument("--tf32", choices=["default", "off"], default="default",
+                        help="CUDA: 'off' disables TF32 in cuDNN and matmuls for both paths (strict fp32)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2,
@@ -253,8 +285,16 @@ def main() -> None:
     from lama_backend.acceleration.runtime import cpu_bf16_support
     print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu_model()}), "
           f"load average {os.getloadavg()[0]:.1f} at start")
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU")
+        print(f"# device {torch.cuda.get_device_name(torch.device(args.device))}, CUDA {torch.version.cuda}, "
+              f"cuDNN {torch.backends.cudnn.version()}, TF32 {args.tf32}; memory column = peak GPU allocation "
+              f"of a steady pass (first pass with cuDNN autotuning in brackets)")
+    elif "fp16" in args.precisions:
+        raise SystemExit("fp16 is for CUDA only (use --device cuda)")
     native = cpu_bf16_support()
-    if "bf16" in args.precisions and native is None:
+    if args.device == "cpu" and "bf16" in args.precisions and native is None:
         print("# this CPU has no native bf16 (no AVX512-BF16, no AMX): the fast-bf16 row is emulated and "
               "slow; `lama-backend --precision bf16` refuses such CPUs")
     with tempfile.TemporaryDirectory() as folder:
@@ -278,7 +318,8 @@ def main() -> None:
             outputs = {c: np.load(Path(folder) / f"{c}-{size}.npy") for c in configs}
             ref = results["reference"]
             print(f"\n## {size}x{size}")
-            print(f"{'path':<12}{'wall s':>9}{'cpu s':>9}{'peak RSS':>12}{'speed-up':>10}  quality")
+            memory_label = "peak RSS" if args.device == "cpu" else "peak GPU"
+            print(f"{'path':<12}{'wall s':>9}{'cpu s':>9}{memory_label:>12}{'speed-up':>10}  quality")
             for config in configs:
                 r = results[config]
                 if config == "reference":
@@ -288,8 +329,9 @@ def main() -> None:
                 else:
                     base = outputs.get("fast-fp32", outputs["reference"])
                     quality = f"PSNR vs fp32 {psnr(outputs[config], base):.1f} dB"
-                print(f"{config:<12}{r['wall']:>9.2f}{r['cpu']:>9.2f}{gib(r['peak_rss']):>12}"
-                      f"{ref['wall'] / r['wall']:>9.2f}x  {quality}")
+                first = f" [{gib(r['first_pass_peak'])}]" if r.get("first_pass_peak") else ""
+                print(f"{config:<12}{r['wall']:>9.4f}{r['cpu']:>9.2f}{gib(r['peak_rss']):>12}"
+                      f"{ref['wall'] / r['wall']:>9.2f}x  {quality}{first}")
         if args.tiled:
             size = args.tiled
             r = run_worker("fast-fp32", size, Path(folder) / "tiled.npy", argparse.Namespace(**{**vars(args), "tiled": size}),
