@@ -326,3 +326,33 @@ def test_the_default_recipe_changes_geometry_and_colour_of_real_photographs():
     assert all(is_window(crop) for crop in plain)
     # a crop stays a window only if none of the 7 steps with p = 0.5 ran: 1/128 per crop
     assert not any(is_window(crop) for crop in augmented)
+
+
+def test_mask_mixture_draws_thin_masks_as_often_as_asked(image_dir):
+    """A 50% thin-stroke mixture: about half the masks come from the thin policy (narrow strokes,
+    many of them); without a mixture the samples are unchanged (no extra random draw)."""
+    from lama_training.masks import mask_width, parse_mask_mixture
+
+    plain = InpaintingTrainDataset(image_dir, crop_size=128, augment=NONE)
+    mixed = InpaintingTrainDataset(image_dir, crop_size=128, augment=NONE,
+                                   mask_mixture=parse_mask_mixture("thin-256:0.5", 128))
+    sources = [mixed.mask_source(np.random.default_rng(seed)) for seed in range(400)]
+    thin_share = np.mean([source is not mixed.mask_generator for source in sources])
+    assert 0.42 < thin_share < 0.58
+    widths = {"thin": [], "plain": []}
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        source = mixed.mask_source(rng)
+        mask = source.sample(128, 128, rng)
+        widths["plain" if source is mixed.mask_generator else "thin"].append(mask_width(mask))
+    assert np.median(widths["thin"]) < 0.5 * np.median(widths["plain"])
+    np.random.seed(3)
+    masks = [mixed[index]["mask"][0].numpy() for index in range(40)]
+    assert sum(mask_width(mask) < 8 for mask in masks) >= 12  # the dataset really serves thin strokes
+    np.random.seed(4)
+    before = plain[0]
+    np.random.seed(4)
+    again = InpaintingTrainDataset(image_dir, crop_size=128, augment=NONE, mask_mixture=[])[0]
+    assert torch.equal(before["mask"], again["mask"]) and torch.equal(before["image"], again["image"])
+    with pytest.raises(DataError, match="add up"):
+        InpaintingTrainDataset(image_dir, crop_size=128, mask_mixture=parse_mask_mixture("thin-256:0.6", 128) * 2)

@@ -167,3 +167,28 @@ def test_width_and_coverage_of_known_masks():
     assert mask_width(edge) == pytest.approx(1.5)
     assert mask_width(np.zeros((4, 4))) == 0.0
     assert mask_width(np.ones((4, 4))) == float("inf")
+
+
+def test_scaled_policy_scales_lengths_widths_and_boxes_only():
+    from lama_training.masks import get_mask_policy, scaled_policy
+
+    thin = get_mask_policy("medium-256")
+    half = scaled_policy(thin, 0.5)
+    assert (half.irregular.max_len, half.irregular.max_width) == (50, 25)
+    assert (half.box.bbox_min_size, half.box.bbox_max_size, half.box.margin) == (5, 25, 0)
+    assert (half.irregular.min_times, half.irregular.max_times, half.box_proba) == (4, 5, 0.3)
+    assert scaled_policy(get_mask_policy("thin-256"), 0.01).irregular.max_width == 1  # never below 1 px
+
+
+def test_mask_mixture_parsing_and_errors():
+    from lama_training.masks import parse_mask_mixture
+
+    assert parse_mask_mixture("", 256) == []
+    mixture = parse_mask_mixture("thin-256:0.3, medium-512:0.2", 128)
+    assert [p for p, _ in mixture] == [0.3, 0.2]
+    assert mixture[0][1].irregular.max_width == 5 and mixture[1][1].irregular.max_width == 25  # 10/2, 100/4
+    for bad, message in (("thin-256", "POLICY:PROBABILITY"), ("thin-256:x", "not a probability"),
+                         ("thin-256:0", r"\(0, 1\]"), ("thin-256:0.7,medium-256:0.5", "more than 1"),
+                         ("wires:0.3", "unknown mask policy")):
+        with pytest.raises(ValueError, match=message):
+            parse_mask_mixture(bad, 256)

@@ -33,7 +33,8 @@ class InpaintingTrainDataset(Dataset):
     replaced by the next readable file; only a folder with no readable image is an error."""
 
     def __init__(self, root: str | Path, crop_size: int = 256, augment: AugmentConfig | None = None,
-                 mask: MaskConfig | None = None, repeat: int = 1) -> None:
+                 mask: MaskConfig | None = None, repeat: int = 1,
+                 mask_mixture: list[tuple[float, MaskConfig]] | None = None) -> None:
         if crop_size < 8:
             raise DataError(f"crop size must be >= 8, got {crop_size}")
         if repeat < 1:
@@ -43,6 +44,14 @@ class InpaintingTrainDataset(Dataset):
         self.crop_size = crop_size
         self.augment = augment if augment is not None else AugmentConfig()
         self.mask_generator = MaskGenerator(mask if mask is not None else MaskConfig())
+        # (cumulative probability, generator) for the mixed-in policies; the rest draws `mask`
+        self.mixture: list[tuple[float, MaskGenerator]] = []
+        total = 0.0
+        for probability, config in mask_mixture or []:
+            total += probability
+            self.mixture.append((total, MaskGenerator(config)))
+        if total > 1 + 1e-9:
+            raise DataError(f"mask mixture probabilities add up to {total:.3f} > 1")
         self.repeat = repeat
         self.skipped: set[int] = set()
 
@@ -54,6 +63,14 @@ class InpaintingTrainDataset(Dataset):
         """This sample's generator: the index mixed with two words of the global numpy state."""
         words = np.random.randint(0, 2**32, size=2, dtype=np.uint64)
         return np.random.default_rng([index, int(words[0]), int(words[1])])
+
+    def mask_source(self, rng: np.random.Generator) -> MaskGenerator:
+        """The generator of this sample's mask: a mixed-in policy or the configured one. Without a
+        mixture nothing is drawn, so runs without one keep their random streams."""
+        if not self.mixture:
+            return self.mask_generator
+        draw = rng.random()
+        return next((generator for bound, generator in self.mixture if draw < bound), self.mask_generator)
 
     def shorter_side(self, rng: np.random.Generator) -> int:
         """`resize_to`, or with `resize_to_max` a log-uniform draw between the two (scale variety)."""
@@ -82,7 +99,7 @@ class InpaintingTrainDataset(Dataset):
         _, image = self.load(index % len(self.files), self.shorter_side(rng))
         crop = random_geometry(image, self.crop_size, self.augment, rng)
         crop = random_photometric(crop, self.augment, rng)
-        mask = self.mask_generator.sample(self.crop_size, self.crop_size, rng)
+        mask = self.mask_source(rng).sample(self.crop_size, self.crop_size, rng)
         return {  # converted with numpy: torch's thread pool costs more than it saves on one crop
             "image": torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1), dtype=np.float32) / 255.0),
             "mask": torch.from_numpy(mask)[None],

@@ -52,3 +52,43 @@ def eval_policy_name(kind: str, size: int) -> str:
     if kind not in EVAL_POLICY_KINDS:
         raise ValueError(f"unknown evaluation mask kind {kind!r}; known: {', '.join(EVAL_POLICY_KINDS)}")
     return f"{kind}-{256 if size < 384 else 512}"
+
+
+def policy_size(name: str) -> int:
+    """The crop size a named policy is defined for: its `-256` / `-512` suffix; big-lama's is 256."""
+    suffix = name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 256
+
+
+def scaled_policy(config: MaskConfig, factor: float) -> MaskConfig:
+    """`config` with every length, width, size and margin multiplied by `factor` (at least 1 px),
+    e.g. a 256 px policy for 128 px crops with 0.5. Counts and probabilities stay."""
+    def px(value: int) -> int:
+        return max(1, int(round(value * factor)))
+
+    irregular = replace(config.irregular, max_len=px(config.irregular.max_len), max_width=px(config.irregular.max_width))
+    box = replace(config.box, margin=int(round(config.box.margin * factor)), bbox_min_size=px(config.box.bbox_min_size),
+                  bbox_max_size=px(config.box.bbox_max_size))
+    return replace(config, irregular=irregular, box=box)
+
+
+def parse_mask_mixture(text: str, crop_size: int) -> list[tuple[float, MaskConfig]]:
+    """`"thin-256:0.3,medium-256:0.2"` -> [(0.3, thin policy scaled to crop_size), ...].
+
+    The named policies replace the configured mask with these probabilities (the rest keeps it);
+    each is scaled from its own size to `crop_size`. An empty text is no mixture."""
+    mixture: list[tuple[float, MaskConfig]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, proba = item.partition(":")
+        if not sep:
+            raise ValueError(f"mask mixture item {item!r} is not POLICY:PROBABILITY (for example thin-256:0.3)")
+        try:
+            probability = float(proba)
+        except ValueError:
+            raise ValueError(f"mask mixture item {item!r}: {proba!r} is not a probability") from None
+        if not 0 < probability <= 1:
+            raise ValueError(f"mask mixture item {item!r}: the probability must be in (0, 1]")
+        mixture.append((probability, scaled_policy(get_mask_policy(name.strip()), crop_size / policy_size(name.strip()))))
+    if sum(p for p, _ in mixture) > 1 + 1e-9:
+        raise ValueError(f"mask mixture {text!r}: the probabilities add up to more than 1")
+    return mixture

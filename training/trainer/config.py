@@ -21,6 +21,7 @@ import yaml
 from ..data.config import AugmentConfig
 from ..losses.config import LossConfig
 from ..masks.config import MaskConfig
+from ..masks.policies import parse_mask_mixture
 from ..modules.discriminator import DiscriminatorConfig
 from ..modules.generators import GENERATOR_PRESETS, GeneratorConfig
 
@@ -49,6 +50,9 @@ class DataConfig:
     eval_lpips_linear: str = ""     # the lpips package's weights/v0.1/alex.pth
     eval_fid_inception: str = ""    # pytorch-fid's pt_inception-2015-12-05-6726825d.pth
     mask: MaskConfig = field(default_factory=MaskConfig)
+    # other named policies mixed in, "thin-256:0.3,medium-256:0.2": each replaces `mask` with its
+    # probability, scaled to crop_size (thin strokes such as wires are rare in big-lama's policy)
+    mask_mixture: str = ""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
@@ -59,6 +63,10 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.repeat < 1:
             raise ConfigError(f"data.repeat must be >= 1, got {self.repeat}")
+        try:
+            parse_mask_mixture(self.mask_mixture, self.crop_size)
+        except ValueError as exc:
+            raise ConfigError(f"data.mask_mixture: {exc}") from None
         if self.num_workers < 0 or self.eval_max_images < 0:
             raise ConfigError("data.num_workers and data.eval_max_images must be >= 0")
         if bool(self.eval_lpips_alexnet) != bool(self.eval_lpips_linear):

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ..data import DataError, InpaintingTrainDataset, worker_init_fn
 from ..evaluation import EvalSet, PerceptualScorers, evaluate_generator
+from ..masks import parse_mask_mixture
 from .config import TrainConfig
 
 __all__ = ["DataError", "DataSources", "build_sources"]
@@ -47,7 +48,8 @@ def build_sources(config: TrainConfig) -> DataSources:
     """The training set from `data.train_dir` and, with `data.eval_dir`, the evaluation set."""
     data = config.data
     train_dataset = InpaintingTrainDataset(data.train_dir, crop_size=data.crop_size, augment=data.augment,
-                                           mask=data.mask, repeat=data.repeat)
+                                           mask=data.mask, repeat=data.repeat,
+                                           mask_mixture=parse_mask_mixture(data.mask_mixture, data.crop_size))
     if not data.eval_dir:
         return DataSources(train_dataset, worker_init_fn, None, _fixed_batch(train_dataset, 4, config.trainer.seed), 0)
     eval_set = EvalSet(data.eval_dir, max_images=data.eval_max_images)
