@@ -50,3 +50,34 @@ def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
         source, target = tmp_path / "c.pt", tmp_path / output
     assert lama_train(["export", str(source), str(target)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_export_averages_several_checkpoints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lama_backend.weights import read_metadata
+    from lama_backend.weights.format import load_safetensors_generator
+
+    torch.manual_seed(0)
+    first = write_checkpoint(tmp_path / "a.pt")
+    torch.manual_seed(1)
+    second = write_checkpoint(tmp_path / "b.pt")
+    out = tmp_path / "mean.safetensors"
+    assert lama_train(["export", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), str(out)]) == 0
+    assert "mean of 2" in capsys.readouterr().out
+    exported, _ = load_safetensors_generator(out)
+    state_a, state_b, state = first.state_dict(), second.state_dict(), exported.state_dict()
+    some = [key for key, value in state_a.items() if value.is_floating_point() and not torch.equal(value, state_b[key])]
+    assert some  # the two checkpoints really differ
+    for key in some:
+        assert torch.allclose(state[key], (state_a[key] + state_b[key]) / 2, atol=1e-6), key
+    assert read_metadata(out)["provenance"]["averaged_checkpoints"] == [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
+
+
+def test_export_refuses_to_average_different_architectures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_checkpoint(tmp_path / "tiny.pt")
+    config = load_config("tiny", ["generator.ngf=24"])
+    generator, discriminator = make_generator(config.generator), make_discriminator(config.discriminator)
+    optimizers = (torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()))
+    save_checkpoint(tmp_path / "wide.pt", checkpoint_payload(Networks(generator, discriminator, None), optimizers,
+                                                             config, 7, 0, 7, [capture_rng_state()]))
+    assert lama_train(["export", str(tmp_path / "tiny.pt"), str(tmp_path / "wide.pt"), str(tmp_path / "m.safetensors")]) == 2
+    assert "different generator architecture" in capsys.readouterr().err

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..trainer.checkpoint import CheckpointError
-from ..trainer.export import generator_from_checkpoint
+from ..trainer.export import averaged_generator
 from ..utils.cli import CommandError
 
 
@@ -15,30 +15,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write the generator of a lama-train checkpoint (a .pt file or a run directory, which "
                     "means its checkpoints/last.pt) to one .safetensors file that `lama-backend serve "
                     "--weights FILE` loads. The generator config and provenance travel inside the file.")
-    parser.add_argument("checkpoint", type=Path, help="checkpoint .pt file or run directory")
+    parser.add_argument("checkpoint", type=Path, nargs="+",
+                        help="checkpoint .pt file or run directory; several: their generators' weights are "
+                             "averaged (checkpoints of one run or fine-tunes of one parent)")
     parser.add_argument("output", type=Path, help="destination .safetensors file")
     parser.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     parser.set_defaults(func=run)
 
 
-def export_checkpoint(checkpoint: Path, output: Path, half: bool = False) -> Path:
-    """Used by `export` and at the end of `train`."""
+def export_checkpoint(checkpoint: Path | list[Path], output: Path, half: bool = False) -> Path:
+    """Used by `export` and at the end of `train`; a list of checkpoints is averaged."""
     import torch
     from lama_backend.weights import save_weights
 
-    try:
-        generator, config, info = generator_from_checkpoint(checkpoint)
-    except CheckpointError as exc:
-        raise CommandError(str(exc)) from None
+    checkpoints = checkpoint if isinstance(checkpoint, list) else [checkpoint]
     if output.suffix != ".safetensors":
         raise CommandError(f"{output}: the exported file must end in .safetensors")
+    try:
+        generator, config, info = averaged_generator(checkpoints)
+    except CheckpointError as exc:
+        raise CommandError(str(exc)) from None
+    provenance = {"tool": "lama-train", "checkpoint": str(checkpoints[0]), "step": info["step"],
+                  "config_name": config.name}
+    if len(checkpoints) > 1:
+        provenance["averaged_checkpoints"] = [str(path) for path in checkpoints]
     return save_weights(generator, config.generator, output, preset=config.generator_preset(),
-                        provenance={"tool": "lama-train", "checkpoint": str(checkpoint), "step": info["step"],
-                                    "config_name": config.name},
-                        dtype=torch.float16 if half else torch.float32)
+                        provenance=provenance, dtype=torch.float16 if half else torch.float32)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = export_checkpoint(args.checkpoint, args.output, args.half)
-    print(f"exported {args.checkpoint} -> {path}")
+    path = export_checkpoint(list(args.checkpoint), args.output, args.half)
+    sources = ", ".join(map(str, args.checkpoint))
+    print(f"exported {sources} -> {path}" + (f" (mean of {len(args.checkpoint)})" if len(args.checkpoint) > 1 else ""))
     return 0
