@@ -25,7 +25,7 @@ from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlo
 
 from .folding import FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_outputs, conv_as_folded, fold
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
-from .kernels import ConvKernel, mkldnn_fused_ops_available
+from .kernels import ConvKernel, PointwiseKernel, mkldnn_fused_ops_available
 
 #: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
 MIN_TILE = 2
@@ -72,7 +72,7 @@ def _reflect_padding(conv: nn.Module) -> int:
 class FastFFCLayer:
     """One `FFC_BN_ACT` of a ResNet block (local and global inputs and outputs, stride 1)."""
 
-    def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device) -> None:
+    def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype) -> None:
         ffc = layer.ffc
         parts = (ffc.convl2l, ffc.convl2g, ffc.convg2l)
         if not all(isinstance(conv, nn.Conv2d) for conv in parts) or not isinstance(ffc.convg2g, SpectralTransform):
@@ -91,35 +91,46 @@ class FastFFCLayer:
         self.l2l = make_kernel(conv_as_folded(ffc.convl2l).scaled(scale_l).with_bias(shift_l))
         self.g2l = make_kernel(conv_as_folded(ffc.convg2l).scaled(scale_l))
         self.l2g = make_kernel(conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g))
-        self.st_conv2 = make_kernel(conv_as_folded(spectral.conv2).scaled(scale_g))
         conv1, bn1, act1 = spectral.conv1
-        self.st_conv1 = make_kernel(fold(conv1, bn1))
+        if conv1.kernel_size != (1, 1) or spectral.conv2.kernel_size != (1, 1) or conv1.groups != 1 \
+                or spectral.conv2.groups != 1:
+            raise UnsupportedGenerator("the spectral transform's convolutions must be plain 1x1 convolutions")
+        self.st_conv2 = PointwiseKernel(conv_as_folded(spectral.conv2).scaled(scale_g).to_float32(), device, dtype)
+        self.st_conv1 = PointwiseKernel(fold(conv1, bn1).to_float32(), device, dtype)
         self.st_relu = _activation_is_relu(act1)
         unit = spectral.fu
         if unit.groups != 1:
             raise UnsupportedGenerator("grouped Fourier units are not supported")
         folded_fu = fold(unit.conv_layer, unit.bn).to_float32()
         # 1x1 conv on interleaved (re, im) channels == matrix product on (..., C, 2) rows
-        self.fu_weight_t = folded_fu.weight[:, :, 0, 0].t().contiguous().to(device)
-        self.fu_bias = folded_fu.bias.to(device)
+        # the spectrum's 1x1 convolution runs in the executor's precision like every convolution
+        # (bf16 on AMX is several times fp32); the FFTs around it stay float32
+        self.fu_weight_t = folded_fu.weight[:, :, 0, 0].t().contiguous().to(device=device, dtype=dtype)
+        self.fu_bias = folded_fu.bias.to(device=device, dtype=dtype)
         self.fu_relu = _activation_is_relu(unit.relu)
         self.fft_norm = unit.fft_norm
         self.nbytes = sum(k.nbytes for k in (self.l2l, self.g2l, self.l2g, self.st_conv1, self.st_conv2))
-        self.nbytes += (self.fu_weight_t.numel() + self.fu_bias.numel()) * 4
+        self.nbytes += (self.fu_weight_t.numel() + self.fu_bias.numel()) * self.fu_weight_t.element_size()
 
-    def fourier_unit(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        spectrum = torch.fft.rfftn(x.float().permute(0, 2, 3, 1), dim=(1, 2), norm=self.fft_norm)
-        half_width = spectrum.shape[2]
-        rows = torch.view_as_real(spectrum).reshape(-1, self.fu_weight_t.shape[0])
+    def fourier_unit(self, planes: torch.Tensor) -> torch.Tensor:
+        """rfft2 -> 1x1 conv (+ folded BN, ReLU) on interleaved (re, im) channels -> irfft2.
+
+        Takes and returns NCHW float32 planes: the CPU FFT is 4x faster on NCHW planes than on
+        NHWC ones and returns NCHW memory either way. The spectrum is transposed once into
+        (pixel, channel) rows for the matrix product, in the executor's precision."""
+        batch, _, height, width = planes.shape
+        spectrum = torch.fft.rfftn(planes, dim=(-2, -1), norm=self.fft_norm)
+        half_width = spectrum.shape[-1]
+        rows = torch.view_as_real(spectrum).permute(0, 2, 3, 1, 4).to(
+            self.fu_weight_t.dtype, memory_format=torch.contiguous_format).reshape(-1, self.fu_weight_t.shape[0])
         del spectrum
         mixed = torch.addmm(self.fu_bias, rows, self.fu_weight_t)
         del rows
         if self.fu_relu:
             mixed.relu_()
-        mixed = torch.view_as_complex(mixed.view(batch, height, half_width, -1, 2))
+        mixed = torch.view_as_complex(mixed.float().view(batch, height, half_width, -1, 2))
         spatial = torch.fft.irfftn(mixed, s=(height, width), dim=(1, 2), norm=self.fft_norm)
-        return spatial.permute(0, 3, 1, 2).to(x.dtype)
+        return spatial.permute(0, 3, 1, 2).contiguous()  # already NCHW memory: no copy
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         padded_l = _reflect_pad(x_l, self.pad)
@@ -128,18 +139,20 @@ class FastFFCLayer:
         del padded_g
         local_to_global = self.l2g(padded_l)
         del padded_l
-        reduced = self.st_conv1(x_g, relu=self.st_relu)
+        # spectral transform: conv1 writes NCHW planes, the Fourier unit works on float32 planes,
+        # conv2 reads them and writes channels_last again
+        reduced = self.st_conv1.to_planes(x_g, relu=self.st_relu).float()
         mixed = self.fourier_unit(reduced)
         mixed.add_(reduced)
         del reduced
-        y_g = self.st_conv2(mixed, relu=self.relu_g, add=local_to_global)
+        y_g = self.st_conv2.from_planes(mixed.to(self.st_conv2.weight.dtype), relu=self.relu_g, add=local_to_global)
         return y_l, y_g
 
 
 class FastResnetBlock:
-    def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device) -> None:
-        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device)
-        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device)
+    def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device, dtype: torch.dtype) -> None:
+        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype)
+        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,7 +212,7 @@ class FastGenerator:
             self.encoder.append(self._encoder_layer(layer, pending_pad))
             pending_pad = 0
         while index < len(layers) and isinstance(layers[index], FFCResnetBlock):
-            self.blocks.append(FastResnetBlock(layers[index], self._kernel, self.device))
+            self.blocks.append(FastResnetBlock(layers[index], self._kernel, self.device, self.dtype))
             index += 1
         if not self.encoder or not self.blocks or index >= len(layers) or not isinstance(layers[index], ConcatTupleLayer):
             raise UnsupportedGenerator("expected encoder, FFC ResNet blocks, then ConcatTupleLayer")
