@@ -157,6 +157,32 @@ def test_kernel_packs_weights_per_input_shape():
     assert (1, 8, 18, 18) in kernel._packed and (1, 8, 10, 12) not in kernel._packed
 
 
+def test_pointwise_kernel_changes_layout_and_matches_conv():
+    """The spectral transform's 1x1 convolutions as matrix products: channels_last -> NCHW and back,
+    batch > 1, fused residual add and ReLU, same result as F.conv2d."""
+    import torch.nn.functional as F
+
+    from lama_backend.acceleration.folding import FoldedConv
+    from lama_backend.acceleration.kernels import PointwiseKernel
+
+    generator = torch.Generator().manual_seed(5)
+    weight = torch.randn(6, 10, 1, 1, generator=generator)
+    bias = torch.randn(6, generator=generator)
+    x = torch.randn(2, 10, 5, 7, generator=generator).contiguous(memory_format=torch.channels_last)
+    add = torch.randn(2, 6, 5, 7, generator=generator).contiguous(memory_format=torch.channels_last)
+    with_bias = PointwiseKernel(FoldedConv(weight=weight, bias=bias), torch.device("cpu"), torch.float32)
+    planes = with_bias.to_planes(x, relu=True)
+    assert planes.is_contiguous()
+    assert (planes - F.conv2d(x, weight, bias).relu()).abs().max().item() < 1e-5
+    back = with_bias.from_planes(x.contiguous(), relu=True, add=add)
+    assert back.is_contiguous(memory_format=torch.channels_last)
+    assert (back - (F.conv2d(x, weight, bias) + add).relu()).abs().max().item() < 1e-5
+    plain = PointwiseKernel(FoldedConv(weight=weight, bias=None), torch.device("cpu"), torch.float32)
+    assert (plain.from_planes(x.contiguous()) - F.conv2d(x, weight)).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="1x1"):
+        PointwiseKernel(FoldedConv(weight=torch.zeros(6, 10, 3, 3), bias=None), torch.device("cpu"), torch.float32)
+
+
 def test_memory_sizes_parse():
     assert parse_memory_size("6G") == 6 * 2**30
     assert parse_memory_size("512M") == 512 * 2**20
