@@ -102,35 +102,42 @@ class FastFFCLayer:
         if unit.groups != 1:
             raise UnsupportedGenerator("grouped Fourier units are not supported")
         folded_fu = fold(unit.conv_layer, unit.bn).to_float32()
-        # 1x1 conv on interleaved (re, im) channels == matrix product on (..., C, 2) rows
-        # the spectrum's 1x1 convolution runs in the executor's precision like every convolution
-        # (bf16 on AMX is several times fp32); the FFTs around it stay float32
-        self.fu_weight_t = folded_fu.weight[:, :, 0, 0].t().contiguous().to(device=device, dtype=dtype)
-        self.fu_bias = folded_fu.bias.to(device=device, dtype=dtype)
+        # The unit's 1x1 conv reads and writes interleaved (re, im) channels 2c, 2c+1. Split by
+        # input part and with the outputs reordered (all real parts, then all imaginary ones), it is
+        # two matrix products on the real and imaginary planes of an NCHW spectrum, whose result
+        # pairs up into the complex NCHW planes the inverse FFT wants: no transposed copy at all.
+        # It runs in the executor's precision like every convolution; the FFTs stay float32.
+        weight, bias = folded_fu.weight[:, :, 0, 0], folded_fu.bias
+        order = torch.cat([torch.arange(0, weight.shape[0], 2), torch.arange(1, weight.shape[0], 2)])
+        self.fu_from_real = weight[order][:, 0::2].contiguous().to(device=device, dtype=dtype)
+        self.fu_from_imag = weight[order][:, 1::2].contiguous().to(device=device, dtype=dtype)
+        self.fu_bias = bias[order][:, None].contiguous().to(device=device, dtype=dtype)
         self.fu_relu = _activation_is_relu(unit.relu)
         self.fft_norm = unit.fft_norm
         self.nbytes = sum(k.nbytes for k in (self.l2l, self.g2l, self.l2g, self.st_conv1, self.st_conv2))
-        self.nbytes += (self.fu_weight_t.numel() + self.fu_bias.numel()) * self.fu_weight_t.element_size()
+        self.nbytes += sum(t.numel() * t.element_size() for t in (self.fu_from_real, self.fu_from_imag, self.fu_bias))
 
     def fourier_unit(self, planes: torch.Tensor) -> torch.Tensor:
-        """rfft2 -> 1x1 conv (+ folded BN, ReLU) on interleaved (re, im) channels -> irfft2.
-
-        Takes and returns NCHW float32 planes: the CPU FFT is 4x faster on NCHW planes than on
-        NHWC ones and returns NCHW memory either way. The spectrum is transposed once into
-        (pixel, channel) rows for the matrix product, in the executor's precision."""
-        batch, _, height, width = planes.shape
+        """rfft2 -> 1x1 conv (+ folded BN, ReLU) on (re, im) channels -> irfft2, on NCHW float32
+        planes (the CPU FFT is 4x faster on NCHW planes than on NHWC ones)."""
+        batch, channels, height, width = planes.shape
         spectrum = torch.fft.rfftn(planes, dim=(-2, -1), norm=self.fft_norm)
         half_width = spectrum.shape[-1]
-        rows = torch.view_as_real(spectrum).permute(0, 2, 3, 1, 4).to(
-            self.fu_weight_t.dtype, memory_format=torch.contiguous_format).reshape(-1, self.fu_weight_t.shape[0])
+        spectrum = spectrum.reshape(batch, channels, height * half_width)
+        out_channels = self.fu_bias.shape[0] // 2
+        mixed = torch.empty(batch, out_channels, height, half_width, device=planes.device, dtype=torch.complex64)
+        for index in range(batch):
+            real = spectrum[index].real.to(self.fu_bias.dtype, memory_format=torch.contiguous_format)
+            imag = spectrum[index].imag.to(self.fu_bias.dtype, memory_format=torch.contiguous_format)
+            out = torch.addmm(self.fu_bias, self.fu_from_real, real)
+            out.addmm_(self.fu_from_imag, imag)
+            del real, imag
+            if self.fu_relu:
+                out.relu_()
+            out = out.float().view(2, out_channels, height, half_width)
+            mixed[index] = torch.complex(out[0], out[1])
         del spectrum
-        mixed = torch.addmm(self.fu_bias, rows, self.fu_weight_t)
-        del rows
-        if self.fu_relu:
-            mixed.relu_()
-        mixed = torch.view_as_complex(mixed.float().view(batch, height, half_width, -1, 2))
-        spatial = torch.fft.irfftn(mixed, s=(height, width), dim=(1, 2), norm=self.fft_norm)
-        return spatial.permute(0, 3, 1, 2).contiguous()  # already NCHW memory: no copy
+        return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         padded_l = _reflect_pad(x_l, self.pad)
