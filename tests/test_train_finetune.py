@@ -59,3 +59,33 @@ def test_the_inference_only_checkpoint_cannot_seed_fine_tuning(tmp_path: Path, c
     assert lama_train(["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(tmp_path / "run"),
                        "--init-from", str(tmp_path / "best.ckpt"), "--set", "trainer.progress_bar=false"]) == 2
     assert "big-lama-with-discr" in capsys.readouterr().err
+
+
+def test_fine_tuning_an_exported_generator_starts_from_its_weights(tmp_path: Path, capsys) -> None:
+    """`--init-generator model.safetensors` (e.g. the bundled lama-small): generator from the file,
+    discriminator fresh; combined with --init-from it is refused."""
+    from lama_backend.weights import save_weights
+
+    torch.set_num_threads(1)
+    overrides = ["data.crop_size=64", "data.batch_size=1", "trainer.max_steps=1", "trainer.lr_g=1e-12",
+                 "trainer.progress_bar=false", "data.augment.resize_to=96"]
+    config = load_config("tiny", overrides)
+    torch.manual_seed(11)
+    start = make_generator(config.generator)
+    save_weights(start, config.generator, tmp_path / "start.safetensors", preset="tiny")
+    photos = write_photos(tmp_path / "photos", 2)
+    args = ["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(tmp_path / "run"),
+            "--init-generator", str(tmp_path / "start.safetensors")]
+    for override in overrides:
+        args += ["--set", override]
+    assert lama_train(args) == 0
+    generator, _, _ = generator_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    wanted = start.state_dict()
+    compared = 0
+    for key, value in generator.state_dict().items():
+        if key.endswith("weight") and value.dim() == 4:
+            assert torch.allclose(value, wanted[key], atol=1e-9), key  # one step at lr 1e-12
+            compared += 1
+    assert compared > 5
+    assert lama_train(args + ["--init-from", str(tmp_path / "best.ckpt")]) == 2
+    assert "exclude each other" in capsys.readouterr().err

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                     "its architecture wins over the config")
     parser.add_argument("--init-from", type=Path, help="fine-tune from the official big-lama-with-discr "
                                                        "best.ckpt (generator, discriminator, loss_segm_pl)")
+    parser.add_argument("--init-generator", type=Path,
+                        help="start the generator from these weights (a safetensors file from `lama-train export`, "
+                             "e.g. the bundled lama-small); the discriminator starts fresh")
     parser.add_argument("--dry-run", action="store_true", help="validate the config and data, print them, exit")
     parser.set_defaults(func=run)
 
@@ -63,6 +66,20 @@ def read_official_checkpoint(path: Path):
     return state
 
 
+def read_generator_weights(path: Path) -> dict:
+    """The generator state of an exported safetensors file (float32), for `--init-generator`."""
+    from lama_backend.weights.errors import WeightsError
+    from lama_backend.weights.format import load_safetensors_generator
+
+    try:
+        generator, metadata = load_safetensors_generator(path)
+    except WeightsError as exc:
+        raise CommandError(str(exc)) from None
+    if metadata.get("family", "lama") != "lama":
+        raise CommandError(f"{path}: a {metadata['family']} generator cannot start a LaMa run")
+    return {key: value.float() for key, value in generator.state_dict().items()}
+
+
 def run(args: argparse.Namespace) -> int:
     import yaml
 
@@ -70,11 +87,13 @@ def run(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
 
     config = resolve_config(args)
-    if args.resume is not None and args.init_from is not None:
-        raise CommandError("--resume and --init-from exclude each other (a resumed run already has its weights)")
+    starts = [name for name, value in (("--resume", args.resume), ("--init-from", args.init_from),
+                                       ("--init-generator", args.init_generator)) if value is not None]
+    if len(starts) > 1:
+        raise CommandError(f"{' and '.join(starts)} exclude each other (each sets the starting weights)")
     if config.family == "deepgin":  # its own phases (L1 warm-up, then adversarial); same data and checkpoints
-        if args.init_from is not None:
-            raise CommandError("--init-from reads the official LaMa checkpoint; it cannot start a DeepGIN run")
+        if args.init_from is not None or args.init_generator is not None:
+            raise CommandError("--init-from / --init-generator start LaMa generators; they cannot start a DeepGIN run")
         from ..deepgin.trainer import train
     else:
         from ..trainer.loop import train
@@ -90,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
               f"{sources.eval_size} evaluation images")
         return 0
     init_state = read_official_checkpoint(args.init_from) if args.init_from is not None else None
+    generator_state = read_generator_weights(args.init_generator) if args.init_generator is not None else None
     try:
-        family_arguments = {} if config.family == "deepgin" else {"init_state": init_state,
-                                                                  "init_source": str(args.init_from or "")}
+        family_arguments = {} if config.family == "deepgin" else {
+            "init_state": init_state, "init_generator": generator_state,
+            "init_source": str(args.init_from or args.init_generator or "")}
         result = train(config, args.run_dir, sources.train_dataset, evaluate=sources.evaluate,
                        sample_batch=sources.sample_batch, resume=args.resume, worker_init_fn=sources.worker_init_fn,
                        **family_arguments)

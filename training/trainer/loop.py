@@ -219,12 +219,14 @@ def _prune_checkpoints(directory: Path, keep: int) -> None:
 def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
           evaluate: EvalFunction | None = None, sample_batch: Batch | None = None,
           resume: str | Path | None = None, init_state: Mapping[str, Any] | None = None,
-          init_source: str = "", worker_init_fn: Callable[[int], None] | None = None) -> TrainResult:
+          init_source: str = "", worker_init_fn: Callable[[int], None] | None = None,
+          init_generator: Mapping[str, torch.Tensor] | None = None) -> TrainResult:
     """Train until `config.trainer.max_steps`; under torchrun, join the process group first.
 
     `evaluate(generator, device)` returns metrics of the fixed evaluation set; `sample_batch`
     ({image, mask}) is drawn into the sample grids. `resume` is one of our checkpoints (its
-    architecture wins over `config`); `init_state` is the official checkpoint's `state_dict`.
+    architecture wins over `config`); `init_state` is the official checkpoint's `state_dict`;
+    `init_generator` a generator state (fine-tuning an exported model: the discriminator starts fresh).
     """
     context = setup_distributed(config.trainer.device)
     run_dir = Path(run_dir)
@@ -246,6 +248,9 @@ def train(config: TrainConfig, run_dir: str | Path, train_dataset: Dataset, *,
     if init_state is not None and payload is None:
         load_official_weights(init_state.get("state_dict", init_state), generator, discriminator,
                               perceptual.impl if perceptual is not None else None, init_source)
+    if init_generator is not None and payload is None:
+        strict_load(generator, {k: v.to(context.device) for k, v in init_generator.items()}, "generator",
+                    init_source)
     if perceptual is not None:
         perceptual = perceptual.to(context.device)
     optimizer_g = torch.optim.Adam(generator.parameters(), lr=tc.lr_g)
