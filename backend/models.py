@@ -52,7 +52,7 @@ class InpaintModel(ABC):
     def describe(self) -> dict[str, str | None]:
         """What `hello` replies and logs say about the serving model."""
         return {"family": self.family, "preset": self.preset, "source": self.source, "device": str(self.device),
-                "bundled": self.bundled}
+                "precision": getattr(self, "precision", "fp32"), "bundled": bool(self.bundled)}
 
 
 class GeneratorModel(InpaintModel):

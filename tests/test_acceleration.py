@@ -194,9 +194,17 @@ def test_memory_sizes_parse():
     assert memory_budget(torch.device("cpu"), "3G") == 3 * 2**30
 
 
-def test_precision_resolution_and_threads():
+def test_precision_resolution_and_threads(monkeypatch):
+    """auto is bf16 exactly where the CPU computes bf16 natively (emulated bf16 is 4x slower)."""
+    from lama_backend.acceleration import runtime
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == "fp32"
+    for support, want in ((None, "fp32"), ("avx512_bf16", "bf16"), ("amx", "bf16")):
+        monkeypatch.setattr(runtime, "cpu_bf16_support", lambda support=support: support)
+        assert resolve_precision("auto", cpu) == want
+    monkeypatch.setattr(runtime, "cpu_bf16_support", lambda: None)
+    with pytest.raises(ValueError, match="AVX512-BF16 or AMX"):
+        resolve_precision("bf16", cpu)
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="CUDA only"):
         resolve_precision("fp16", cpu)
     previous = torch.get_num_threads()

@@ -171,7 +171,8 @@ def test_lama_backend_serve_names_the_deepgin_family(exported: Path, tmp_path: P
     driver.join(30)
     assert code == 0 and not driver.is_alive()
     assert seen["hello"]["model"] == {"family": "deepgin", "preset": "deepgin-tiny",
-                                      "source": f"{exported} (safetensors)", "bundled": False}
+                                      "source": f"{exported} (safetensors)", "precision": "fp32",
+                                      "bundled": False}
     assert seen["outside_kept"] and seen["status"] == 0
     assert "model: deepgin (preset deepgin-tiny)" in capsys.readouterr().out
     assert "serving deepgin" in (tmp_path / "serve.log").read_text()

@@ -145,7 +145,7 @@ def test_engine_quality_refine_end_to_end():
 
 def test_generator_model_fast_path_and_memory_budget():
     generator = small_generator(seed=9)
-    model = GeneratorModel(generator, "tiny", "test", torch.device("cpu"), max_memory="1G")
+    model = GeneratorModel(generator, "tiny", "test", torch.device("cpu"), precision="fp32", max_memory="1G")
     assert model.fast is not None and model.precision == "fp32"
     image = smooth_image(64, seed=3)
     mask = wide_hole(64)

@@ -43,11 +43,11 @@ def test_serve_options_reach_the_server_then_shutdown_ends_it(weights, tmp_path,
     driver = threading.Thread(target=drive)
     driver.start()
     code = main(["serve", "--bind", address, "--weights", str(weights), "--device", "cpu", "--token", "tok",
-                 "--max-pixels", "2000", "--max-queued", "3", "--log-file", str(log)])
+                 "--max-pixels", "2000", "--max-queued", "3", "--log-file", str(log), "--precision", "fp32"])
     driver.join(30)
     assert code == 0
     assert seen["hello"]["model"]["source"] == f"{weights} (safetensors)" and seen["hello"]["auth"] == "token"
-    assert seen["hello"]["model"]["bundled"] is False
+    assert seen["hello"]["model"]["bundled"] is False and seen["hello"]["model"]["precision"] == "fp32"
     assert seen["hello"]["limits"]["max_pixels"] == 2000
     assert seen["hello"]["limits"]["max_queued_per_client"] == 3
     assert seen["small"] == 40 and seen["big"] == "too_large"
@@ -55,7 +55,7 @@ def test_serve_options_reach_the_server_then_shutdown_ends_it(weights, tmp_path,
     out = capsys.readouterr()
     assert "tiny.safetensors" in out.out and "unauthorized" in out.err
     text = log.read_text()
-    assert "serving lama" in text and "shutdown requested" in text and text.rstrip().endswith("stopped")
+    assert "serving lama" in text and "precision fp32" in text and "shutdown requested" in text and text.rstrip().endswith("stopped")
 
 
 def test_status_without_a_backend_exits_1(capsys):
@@ -77,3 +77,11 @@ def test_serve_user_errors_exit_2_with_one_line(args, message, capsys, monkeypat
     assert main(["serve", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_serve_refuses_a_precision_this_machine_cannot_run(weights, monkeypatch, capsys):
+    """fp16 on a CPU is refused with a message naming the option, before serving anything."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    code = main(["serve", "--bind", address, "--weights", str(weights), "--device", "cpu", "--precision", "fp16"])
+    assert code != 0
+    assert "--precision" in capsys.readouterr().err

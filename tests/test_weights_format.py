@@ -28,6 +28,7 @@ def test_round_trip_reproduces_the_generator(tmp_path: Path) -> None:
     path = save_weights(original, TINY_CONFIG, tmp_path / "tiny.safetensors", preset="tiny-test",
                         provenance={"trained_on": "nothing", "steps": 0})
     model = load_model(path, device="cpu")
+    model.set_precision("fp32")  # the float32 network itself (auto is bf16 on CPUs with AMX / AVX512-BF16)
     assert isinstance(model, GeneratorModel)
     assert model.preset == "tiny-test"
     assert "safetensors" in model.source and str(path) in model.source
@@ -69,6 +70,7 @@ def test_float16_halves_the_file_and_loads_as_float32(tmp_path: Path) -> None:
     half = save_weights(generator, TINY_CONFIG, tmp_path / "half.safetensors", dtype=torch.float16)
     assert half.stat().st_size < 0.6 * full.stat().st_size
     model = load_model(half, device="cpu")
+    model.set_precision("fp32")  # the float32 network itself (auto is bf16 on CPUs with AMX / AVX512-BF16)
     assert isinstance(model, GeneratorModel)
     weights = dict(model.generator.state_dict())
     assert all(v.dtype != torch.float16 for v in weights.values())

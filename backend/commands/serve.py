@@ -11,6 +11,7 @@ from pathlib import Path
 from lama_training.utils.cli import CommandError
 
 from ..client.protocol import DEFAULT_ADDRESS
+from .inpaint import PRECISION_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-memory", default=None, metavar="SIZE",
                         help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
                              "large images are tiled to fit")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto", help=PRECISION_HELP)
     parser.set_defaults(func=serve)
 
 
@@ -78,7 +80,10 @@ def run_server(args: argparse.Namespace) -> int:
         from ..acceleration import configure_model
         engine = getattr(server.inpainter, "engine", None)
         if engine is not None:
-            configure_model(engine.model, args.max_memory)
+            try:
+                configure_model(engine.model, args.max_memory, None if args.precision == "auto" else args.precision)
+            except ValueError as exc:  # bf16 on a CPU without it, fp16 on a CPU
+                raise CommandError(f"--precision: {exc}") from None
     except BaseException:
         server.close()
         raise

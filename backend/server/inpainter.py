@@ -33,10 +33,13 @@ class Inpainter(Protocol):
 
 
 def describe_model(model: Any) -> Dict[str, Any]:
-    """The hello reply's `model` and `device`: which weights are serving, where."""
+    """The hello reply's `model` and `device`: which weights are serving, where, in what precision."""
+    describe = getattr(model, "describe", None)
+    if callable(describe):  # an `InpaintModel`
+        return dict(describe())
     return {"family": getattr(model, "family", None), "preset": getattr(model, "preset", None),
             "source": getattr(model, "source", None), "device": str(getattr(model, "device", "cpu")),
-            "bundled": bool(getattr(model, "bundled", False))}
+            "precision": getattr(model, "precision", "fp32"), "bundled": bool(getattr(model, "bundled", False))}
 
 
 class EngineInpainter:
@@ -46,7 +49,11 @@ class EngineInpainter:
         from lama_backend.engine import InpaintEngine
 
         self.engine = InpaintEngine(model)
-        self.model_info = describe_model(model)
+
+    @property
+    def model_info(self) -> Dict[str, Any]:  # type: ignore[override]
+        """Described when asked: `--precision` and `--max-memory` are applied after loading."""
+        return describe_model(self.engine.model)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, options: Dict[str, Any],
                  progress: ProgressFn, cancelled: CancelledFn) -> np.ndarray:

@@ -116,8 +116,9 @@ class Server:
         self._worker = Worker(self.context, self._outbox, self.queue, self.inpainter)
         self._worker.start()
         info = self.inpainter.model_info
-        log.info("serving %s (%s, preset %s) on %s, device %s, protocol %s", info.get("family"), info.get("source"),
-                 info.get("preset"), self.address, info.get("device"), PROTOCOL_VERSION)
+        log.info("serving %s (%s, preset %s) on %s, device %s, precision %s, protocol %s", info.get("family"),
+                 info.get("source"), info.get("preset"), self.address, info.get("device"),
+                 info.get("precision", "fp32"), PROTOCOL_VERSION)
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
@@ -274,7 +275,7 @@ class Server:
             "type": "hello", "id": rid, "protocol": PROTOCOL_VERSION, "server": "lama-backend",
             "server_version": __version__, "pid": os.getpid(), "device": info.get("device"),
             "model": {"family": info.get("family"), "preset": info.get("preset"), "source": info.get("source"),
-                      "bundled": bool(info.get("bundled"))},
+                      "precision": info.get("precision", "fp32"), "bundled": bool(info.get("bundled"))},
             "auth": self.config.auth, "queued": len(self.queue),
             "heartbeat_interval": self.config.heartbeat_interval,
             "dtypes": list(DTYPE_SIZES), "layouts": list(LAYOUT_CHANNELS), "strategies": list(STRATEGIES),

@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args.weights, device=args.device)
     except WeightsError as exc:
         raise CommandError(str(exc)) from None
+    if hasattr(model, "set_precision"):
+        model.set_precision("fp32")  # scores of the network itself, the same on every machine
     try:
         config = generator_config_of(model)
     except ValueError as exc:
