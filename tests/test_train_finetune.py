@@ -31,6 +31,28 @@ def write_official_checkpoint(path: Path, overrides: list[str]) -> dict[str, tor
     return state
 
 
+def one_step_run(tmp_path: Path, overrides: list[str], *start: str) -> tuple[list[str], torch.nn.Module]:
+    """One training step of `tiny` from the starting weights named by `start` (e.g. --init-from F);
+    returns the command line and the generator it saved."""
+    photos = write_photos(tmp_path / "photos", 2)
+    args = ["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(tmp_path / "run"), *start]
+    for override in overrides:
+        args += ["--set", override]
+    assert lama_train(args) == 0
+    generator, _, _ = generator_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    return args, generator
+
+
+def assert_conv_weights_kept(generator: torch.nn.Module, wanted: dict[str, torch.Tensor]) -> None:
+    """One Adam step at lr 1e-12 moves a weight by at most ~1e-12: the convolutions are the start's."""
+    compared = 0
+    for key, value in generator.state_dict().items():
+        if key.endswith("weight") and value.dim() == 4:
+            assert torch.allclose(value, wanted[key], atol=1e-9), key
+            compared += 1
+    assert compared > 5
+
+
 def test_fine_tuning_starts_from_the_official_weights_and_its_perceptual_backbone(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     # the HRF perceptual loss is on, with no encoder file: its weights come from loss_segm_pl.*
@@ -38,17 +60,9 @@ def test_fine_tuning_starts_from_the_official_weights_and_its_perceptual_backbon
                  "data.crop_size=64", "data.batch_size=1", "trainer.max_steps=1", "trainer.lr_g=1e-12",
                  "trainer.progress_bar=false", "data.augment.resize_to=96"]
     official = write_official_checkpoint(tmp_path / "best.ckpt", overrides)
-    photos = write_photos(tmp_path / "photos", 2)
-    args = ["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(tmp_path / "run"),
-            "--init-from", str(tmp_path / "best.ckpt")]
-    for override in overrides:
-        args += ["--set", override]
-    assert lama_train(args) == 0
-    generator, _, _ = generator_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    for key, value in generator.state_dict().items():
-        if key.endswith("weight") and value.dim() == 4:
-            # one Adam step at lr 1e-12 moves a weight by at most ~1e-12
-            assert torch.allclose(value, official[f"generator.{key}"], atol=1e-9), key
+    _, generator = one_step_run(tmp_path, overrides, "--init-from", str(tmp_path / "best.ckpt"))
+    assert_conv_weights_kept(generator, {k[len("generator."):]: v for k, v in official.items()
+                                         if k.startswith("generator.")})
 
 
 def test_the_inference_only_checkpoint_cannot_seed_fine_tuning(tmp_path: Path, capsys) -> None:
@@ -73,19 +87,7 @@ def test_fine_tuning_an_exported_generator_starts_from_its_weights(tmp_path: Pat
     torch.manual_seed(11)
     start = make_generator(config.generator)
     save_weights(start, config.generator, tmp_path / "start.safetensors", preset="tiny")
-    photos = write_photos(tmp_path / "photos", 2)
-    args = ["train", "--config", "tiny", "--train-dir", str(photos), "--run-dir", str(tmp_path / "run"),
-            "--init-generator", str(tmp_path / "start.safetensors")]
-    for override in overrides:
-        args += ["--set", override]
-    assert lama_train(args) == 0
-    generator, _, _ = generator_from_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
-    wanted = start.state_dict()
-    compared = 0
-    for key, value in generator.state_dict().items():
-        if key.endswith("weight") and value.dim() == 4:
-            assert torch.allclose(value, wanted[key], atol=1e-9), key  # one step at lr 1e-12
-            compared += 1
-    assert compared > 5
+    args, generator = one_step_run(tmp_path, overrides, "--init-generator", str(tmp_path / "start.safetensors"))
+    assert_conv_weights_kept(generator, start.state_dict())
     assert lama_train(args + ["--init-from", str(tmp_path / "best.ckpt")]) == 2
     assert "exclude each other" in capsys.readouterr().err
