@@ -91,6 +91,7 @@ def test_fresh_wheel_install_inpaints_and_serves_the_bundled_model(tmp_path: Pat
     assert (site / "lama_backend" / "default_model" / SHIPPED.name).is_file()
     assert (site / "lama_backend" / "default_model" / CARD.name).is_file()
     assert (site / "lama_backend" / "default_model" / "training-data.json").is_file()
+    assert (site / "lama_backend" / "default_model" / "training-data-finetune.json").is_file()
     env = _isolated_env(tmp_path, site)
     work = tmp_path / "work"
     work.mkdir()

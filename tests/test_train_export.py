@@ -14,11 +14,11 @@ from lama_training.trainer.config import load_config
 from lama_training.trainer.loop import Networks, checkpoint_payload
 
 
-def write_checkpoint(path: Path) -> torch.nn.Module:
+def write_checkpoint(path: Path, step: int = 7) -> torch.nn.Module:
     config = load_config("tiny")
     generator, discriminator = make_generator(config.generator), make_discriminator(config.discriminator)
     optimizers = (torch.optim.Adam(generator.parameters()), torch.optim.Adam(discriminator.parameters()))
-    save_checkpoint(path, checkpoint_payload(Networks(generator, discriminator, None), optimizers, config, 7, 0, 7,
+    save_checkpoint(path, checkpoint_payload(Networks(generator, discriminator, None), optimizers, config, step, 0, step,
                                              [capture_rng_state()]))
     return generator.eval()
 
@@ -57,9 +57,9 @@ def test_export_averages_several_checkpoints(tmp_path: Path, capsys: pytest.Capt
     from lama_backend.weights.format import load_safetensors_generator
 
     torch.manual_seed(0)
-    first = write_checkpoint(tmp_path / "a.pt")
+    first = write_checkpoint(tmp_path / "a.pt", step=900)
     torch.manual_seed(1)
-    second = write_checkpoint(tmp_path / "b.pt")
+    second = write_checkpoint(tmp_path / "b.pt", step=400)
     out = tmp_path / "mean.safetensors"
     assert lama_train(["export", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), str(out)]) == 0
     assert "mean of 2" in capsys.readouterr().out
@@ -69,7 +69,10 @@ def test_export_averages_several_checkpoints(tmp_path: Path, capsys: pytest.Capt
     assert some  # the two checkpoints really differ
     for key in some:
         assert torch.allclose(state[key], (state_a[key] + state_b[key]) / 2, atol=1e-6), key
-    assert read_metadata(out)["provenance"]["averaged_checkpoints"] == [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
+    provenance = read_metadata(out)["provenance"]
+    assert provenance["averaged_checkpoints"] == [str(tmp_path / "a.pt"), str(tmp_path / "b.pt")]
+    assert provenance["averaged_steps"] == [900, 400]
+    assert provenance["step"] == 900  # the latest training the average reflects, not the first file's
 
 
 def test_export_refuses_to_average_different_architectures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

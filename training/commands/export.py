@@ -39,6 +39,7 @@ def export_checkpoint(checkpoint: Path | list[Path], output: Path, half: bool = 
                   "config_name": config.name}
     if len(checkpoints) > 1:
         provenance["averaged_checkpoints"] = [str(path) for path in checkpoints]
+        provenance["averaged_steps"] = info["averaged_steps"]
     return save_weights(generator, config.generator, output, preset=config.generator_preset(),
                         provenance=provenance, dtype=torch.float16 if half else torch.float32)
 

@@ -31,13 +31,16 @@ def averaged_generator(paths: Sequence[str | Path]) -> tuple[nn.Module, TrainCon
     Checkpoint averaging: GAN training leaves each checkpoint's colours and textures a little off
     in its own direction (the bundled model's hole PSNR scattered by about 1 dB between checkpoints
     100 steps apart); the mean of checkpoints of one run, or of fine-tunes from one parent, cancels
-    much of that. The first checkpoint's config is used; the others must have the same architecture."""
+    much of that. The first checkpoint's config is used; the others must have the same architecture.
+    The info's step is the latest of the averaged ones; `averaged_steps` lists them all."""
     if not paths:
         raise CheckpointError("no checkpoint to average")
     generator, config, info = generator_from_checkpoint(paths[0])
     if len(paths) == 1:
         return generator, config, {**info, "averaged": [str(paths[0])]}
-    states = [generator.state_dict()] + [generator_from_checkpoint(path)[0].state_dict() for path in paths[1:]]
+    others = [generator_from_checkpoint(path) for path in paths[1:]]
+    states = [generator.state_dict()] + [other[0].state_dict() for other in others]
+    steps = [info["step"]] + [other[2]["step"] for other in others]
     for path, state in zip(paths[1:], states[1:]):
         if {k: v.shape for k, v in state.items()} != {k: v.shape for k, v in states[0].items()}:
             raise CheckpointError(f"{path}: a different generator architecture than {paths[0]}; cannot average")
@@ -48,4 +51,6 @@ def averaged_generator(paths: Sequence[str | Path]) -> tuple[nn.Module, TrainCon
         else:  # batch-norm step counters
             mean[key] = max(state[key] for state in states)
     generator.load_state_dict(mean)
-    return generator.eval(), config, {**info, "averaged": [str(path) for path in paths]}
+    # the latest step is the one the result reflects training up to; every step is kept beside it
+    return generator.eval(), config, {**info, "step": max(steps), "averaged": [str(path) for path in paths],
+                                      "averaged_steps": steps}
