@@ -84,6 +84,9 @@ class GeneratorModel(InpaintModel):
         resolved = resolve_precision(precision, self.device)
         if self.device.type == "cuda":
             configure_cuda(resolved)
+        else:
+            from .acceleration.allocator import reuse_freed_memory
+            reuse_freed_memory()  # a pass's activations reuse freed heap instead of fresh zeroed pages
         try:
             self.fast = FastGenerator(self.generator, self.device, resolved)
         except UnsupportedGenerator:

@@ -116,9 +116,12 @@ def worker(args: argparse.Namespace) -> None:
     """One configuration in this process: time `repeat` passes, save the output, print JSON."""
     import torch
     from lama_backend.acceleration import FastGenerator
+    from lama_backend.acceleration.allocator import reuse_freed_memory
     from lama_backend.acceleration.runtime import configure_cpu_threads
     configure_cpu_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cpu" and (args.config != "reference" or args.tune_reference_allocator):
+        reuse_freed_memory()  # as the backend does for its CPU model
     if args.tf32 == "off":  # strict fp32 on CUDA for both paths (PyTorch's default lets cuDNN use TF32)
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
@@ -221,6 +224,8 @@ def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, m
                "--device", args.device, "--tf32", args.tf32]
     if args.threads:
         command += ["--threads", str(args.threads)]
+    if args.tune_reference_allocator:
+        command += ["--tune-reference-allocator"]
     if config == "refine":
         command += ["--refine-iters", str(args.refine_iters)]
     if max_memory:
@@ -268,6 +273,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: every usable core)")
     parser.add_argument("--tiled", type=int, default=None, help="also run the fast path at this size under --max-memory")
     parser.add_argument("--max-memory", default="4G")
+    parser.add_argument("--tune-reference-allocator", action="store_true",
+                        help="give the reference the fast path's glibc allocator setting too "
+                             "(lama_backend.acceleration.allocator), to see how much of the ratio it makes")
     parser.add_argument("--refine", type=int, default=None, metavar="SIZE",
                         help="measure refinement at SIZE x SIZE with a wide hole (runs only this)")
     parser.add_argument("--refine-iters", type=int, default=15, help="Adam steps per refined scale")
@@ -285,6 +293,9 @@ def main() -> None:
     from lama_backend.acceleration.runtime import cpu_bf16_support
     print(f"# {args.preset}, torch {torch.__version__}, {os.cpu_count()} CPUs ({cpu_model()}), "
           f"load average {os.getloadavg()[0]:.1f} at start")
+    if args.device == "cpu":
+        print("# allocator: the fast path keeps freed blocks up to 32 MiB for reuse (glibc); the reference "
+              + ("does too (--tune-reference-allocator)" if args.tune_reference_allocator else "runs with the defaults"))
     if args.device != "cpu":
         if not torch.cuda.is_available():
             raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU")

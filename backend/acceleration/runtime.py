@@ -1,7 +1,7 @@
 """Process-wide settings that make inference fast: threads, oneDNN, cuDNN autotuning, precision.
 
 bf16 on CPU pays off only where the CPU computes bf16 dot products natively (AVX512-BF16 or AMX):
-there it is the default (4.1-4.8x the eager fp32 pass with AMX, 2.3-3.5x with AVX512-BF16 alone;
+there it is the default (4.2-6.0x the eager fp32 pass with AMX, 2.3-3.5x with AVX512-BF16 alone;
 50-54 dB PSNR against fp32, benchmarks/README.md). Elsewhere oneDNN emulates bf16 and it is 4x
 slower than fp32, so it is never chosen there.
 """

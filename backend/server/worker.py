@@ -25,6 +25,9 @@ KIND_PROGRESS = b"msg"
 KIND_END = b"end"
 SHUTTING_DOWN = "shutting_down"
 PROGRESS_MIN_INTERVAL = 0.1  # s between progress replies of one job (the stage changing always sends)
+#: s without a job after which the heap memory kept for reuse between passes goes back to the OS
+#: (tiles of one selection and retries arrive back to back; an idle backend should stay small)
+IDLE_RELEASE_SECONDS = 10.0
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -39,6 +42,10 @@ def release_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
+    # only where a model tuned the allocator (a test's fake inpainter never imports torch)
+    allocator = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.acceleration.allocator")
+    if allocator is not None:
+        allocator.release_freed_memory()
 
 
 class Worker(threading.Thread):
@@ -55,11 +62,17 @@ class Worker(threading.Thread):
         self._push = self._context.socket(zmq.PUSH)
         self._push.setsockopt(zmq.LINGER, 1000)
         self._push.connect(self._outbox)
+        holding = False  # memory kept since the last job, to release once idle
         try:
             while True:
-                job = self._queue.take()
+                job = self._queue.take(IDLE_RELEASE_SECONDS if holding else None)
+                if job is None and not self._queue.closed:  # idle for a while
+                    release_memory()
+                    holding = False
+                    continue
                 if job is None:  # the queue was closed: shutting down
                     return
+                holding = True
                 self.current = job
                 if self._queue.closed:  # taken just as the server began to stop
                     job.reason = SHUTTING_DOWN
