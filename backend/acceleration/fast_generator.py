@@ -134,8 +134,12 @@ class FastFFCLayer:
             del real, imag
             if self.fu_relu:
                 out.relu_()
-            out = out.float().view(2, out_channels, height, half_width)
-            mixed[index] = torch.complex(out[0], out[1])
+            # straight into the interleaved complex spectrum, cast on the way: no float copy of
+            # `out` and no separate complex tensor (two passes over the spectrum saved)
+            pairs = torch.view_as_real(mixed[index])
+            out = out.view(2, out_channels, height, half_width)
+            pairs[..., 0].copy_(out[0])
+            pairs[..., 1].copy_(out[1])
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
@@ -148,11 +152,14 @@ class FastFFCLayer:
         del padded_l
         # spectral transform: conv1 writes NCHW planes, the Fourier unit works on float32 planes,
         # conv2 reads them and writes channels_last again
-        reduced = self.st_conv1.to_planes(x_g, relu=self.st_relu).float()
-        mixed = self.fourier_unit(reduced)
-        mixed.add_(reduced)
-        del reduced
-        y_g = self.st_conv2.from_planes(mixed.to(self.st_conv2.weight.dtype), relu=self.relu_g, add=local_to_global)
+        reduced = self.st_conv1.to_planes(x_g, relu=self.st_relu)
+        mixed = self.fourier_unit(reduced.float())
+        if reduced.dtype == mixed.dtype:
+            summed = mixed.add_(reduced)
+        else:  # the residual add and the cast back to the convolutions' precision in one pass
+            summed = torch.add(mixed, reduced, out=torch.empty_like(reduced))
+        del reduced, mixed
+        y_g = self.st_conv2.from_planes(summed, relu=self.relu_g, add=local_to_global)
         return y_l, y_g
 
 
