@@ -16,6 +16,10 @@ from lama_backend.engine.engine import MIN_MODEL_SIDE, hole_weights
 from lama_backend.models import GeneratorModel, InpaintModel
 from tests.helpers.tiny_model import make_tiny_generator
 
+# these tests check how the model's fill is pasted, so they take it as it is (no seam matching,
+# which tests/test_seams.py covers)
+RAW_FILL = InpaintOptions(seamless=False)
+
 
 class ScriptedModel(InpaintModel):
     """Returns `value` everywhere (or `fill(image)`), recording inputs and the autograd state."""
@@ -91,7 +95,7 @@ def test_a_mask_with_a_channel_axis_is_accepted() -> None:
     image = random_image((20, 20, 3), np.uint8)
     mask = np.zeros((20, 20, 1), np.uint8)
     mask[5:8, 5:8] = 1
-    out = InpaintEngine(ScriptedModel(0.0)).inpaint(image, mask)
+    out = InpaintEngine(ScriptedModel(0.0)).inpaint(image, mask, RAW_FILL)
     assert (out[5:8, 5:8] == 0).all() and np.array_equal(out[mask[..., 0] == 0], image[mask[..., 0] == 0])
 
 
@@ -103,7 +107,7 @@ def test_hole_pixels_get_the_rounded_prediction_in_the_input_dtype(dtype: type, 
     image = random_image((40, 50, 4), dtype)
     mask = np.zeros((40, 50), np.uint8)
     mask[10:20, 10:30] = 7
-    out = InpaintEngine(ScriptedModel(0.5)).inpaint(image, mask)
+    out = InpaintEngine(ScriptedModel(0.5)).inpaint(image, mask, RAW_FILL)
     hole = mask != 0
     assert out.dtype == image.dtype and out.shape == image.shape
     assert (out[hole][:, :3] == expected).all()
@@ -125,7 +129,7 @@ def test_float_input_is_clipped_for_the_model_only() -> None:
     mask = np.zeros((24, 24), np.uint8)
     mask[8:16, 8:16] = 1
     model = ScriptedModel(0.25)
-    out = InpaintEngine(model).inpaint(image, mask, InpaintOptions(strategy="whole"))
+    out = InpaintEngine(model).inpaint(image, mask, InpaintOptions(strategy="whole", seamless=False))
     seen = model.calls[0][0][:24, :24]
     expected = np.clip(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0), 0, 1)
     assert seen.min() >= 0 and seen.max() <= 1 and np.array_equal(seen, expected)
@@ -225,7 +229,7 @@ def test_feathered_hole_pixels_blend_prediction_and_original() -> None:
     image = np.zeros((40, 40, 3), np.uint8)
     mask = np.zeros((40, 40), np.uint8)
     mask[10:30, 10:30] = 1
-    options = InpaintOptions(feather=4, grow=2)
+    options = InpaintOptions(feather=4, grow=2, seamless=False)
     weight = hole_weights(mask, options)
     out = InpaintEngine(ScriptedModel(1.0)).inpaint(image, mask, options)
     assert np.array_equal(out[..., 0], np.rint(weight.astype(np.float64) * 255).astype(np.uint8))
@@ -257,7 +261,7 @@ def test_soft_mask_is_multiplied_with_the_feather_ramp_and_blended() -> None:
     image = np.full((30, 30, 3), 200, np.uint8)
     mask = np.zeros((30, 30), np.uint8)
     mask[5:25, 5:25] = 128
-    options = InpaintOptions(soft_mask=True, feather=2)
+    options = InpaintOptions(soft_mask=True, feather=2, seamless=False)
     weight = hole_weights(mask, options)
     ramp = hole_weights(mask, InpaintOptions(feather=2))
     assert np.allclose(weight, ramp * 128 / 255)
@@ -271,7 +275,7 @@ def test_layer_output_is_prediction_with_weighted_alpha_and_zero_elsewhere() -> 
     image = random_image((30, 30, 4), np.uint8)
     mask = np.zeros((30, 30), np.uint8)
     mask[5:25, 5:25] = 1
-    options = InpaintOptions(output="layer", feather=3)
+    options = InpaintOptions(output="layer", feather=3, seamless=False)
     weight = hole_weights(mask, options).astype(np.float64)
     layer = InpaintEngine(ScriptedModel(0.5)).inpaint(image, mask, options)
     assert layer.shape == (30, 30, 4) and layer.dtype == np.uint8

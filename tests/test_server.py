@@ -81,6 +81,7 @@ def error_of(dealer: RawDealer) -> dict:
     (msgpack.packb(inpaint_header(options={"strategy": "tiles"})), frames_for(), "bad_request", "'strategy'"),
     (msgpack.packb(inpaint_header(options={"output": "mask"})), frames_for(), "bad_request", "'output'"),
     (msgpack.packb(inpaint_header(options={"soft_mask": 1})), frames_for(), "bad_request", "'soft_mask'"),
+    (msgpack.packb(inpaint_header(options={"seamless": "yes"})), frames_for(), "bad_request", "'seamless'"),
     (msgpack.packb(inpaint_header()), frames_for()[:1], "bad_request", "needs 1 image + 1 mask"),
     (msgpack.packb(inpaint_header()), frames_for() + [b""], "bad_request", "needs 1 image + 1 mask"),
     (msgpack.packb(inpaint_header()), [b"\x00" * 127, b"\x00" * 32], "bad_request", "image tile 0"),

@@ -40,6 +40,7 @@ class InpaintRequest:
     strategy: str = "crop"
     soft_mask: bool = False
     output: str = "composite"
+    seamless: bool = True
     tile: int = DEFAULT_TILE
     job_id: Optional[str] = None
 
@@ -67,7 +68,7 @@ class InpaintRequest:
 
     def options(self) -> Dict[str, Any]:
         return {"grow": self.grow, "feather": self.feather, "margin": self.margin, "strategy": self.strategy,
-                "soft_mask": bool(self.soft_mask), "output": self.output}
+                "soft_mask": bool(self.soft_mask), "output": self.output, "seamless": bool(self.seamless)}
 
 
 @dataclass

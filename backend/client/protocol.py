@@ -8,7 +8,7 @@ the same version.
 from typing import Iterator, List, Tuple
 
 # "MAJOR.MINOR": peers with the same MAJOR understand each other; MINOR adds optional fields only.
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 PROTOCOL_MAJOR = int(PROTOCOL_VERSION.split(".")[0])
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:57311"

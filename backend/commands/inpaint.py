@@ -65,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--quality", choices=("fast", "refine"), default="fast",
                         help="fast: one network pass; refine: multiscale refinement for large holes at high "
                              "resolution (much slower)")
+    parser.add_argument("--no-seamless", dest="seamless", action="store_false",
+                        help="paste the network's fill as it is, without shifting it to meet the pixels "
+                             "around the hole (default: seamless)")
     parser.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
                         help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
                              "large images are tiled to fit")
@@ -150,7 +153,7 @@ def inpaint_command(args: argparse.Namespace) -> int:
         raise CommandError("IMAGE and MASK must both be files or both be folders")
     from lama_backend.engine import InpaintOptions
     options = InpaintOptions(grow=args.grow, feather=args.feather, margin=args.margin, strategy=args.strategy,
-                             quality=args.quality)
+                             quality=args.quality, seamless=args.seamless)
     if folders == (False, False):
         # one pair: read and check it before the (slow) weights, so a bad file fails in milliseconds
         pair = load_pair(*jobs[0][:2])

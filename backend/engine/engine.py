@@ -22,8 +22,12 @@ from .mask_ops import dilate_disk, feather_ramp
 from .options import InpaintOptions
 from .padding import pad_to_modulo
 from .pixels import check_image, check_mask, mask_weights, to_unit
+from .seams import match_seams
 
 ProgressCallback = Callable[[float, str], None]
+
+# the flips behind `model.mirror_average` = 1, 2 or 4: none, left-right, up-down, both
+MIRROR_FLIPS: tuple[tuple[int, ...], ...] = ((), (3,), (2,), (2, 3))
 
 # The generators downsample three times and reflect-pad by 1 at the bottleneck, so they need
 # at least 16 px per side; 32 leaves room and costs nothing.
@@ -98,6 +102,9 @@ class InpaintEngine:
                 prediction = self.refine(image[box.slices], hole[box.slices], index, len(boxes), report, cancelled)
             else:
                 prediction = self.predict(image[box.slices], hole[box.slices], options.strategy == "subimage")
+            if options.seamless:
+                prediction = match_seams(prediction, to_unit(image[box.slices][..., :3]), hole[box.slices],
+                                         self.model.device)
             write(out[box.slices], image[box.slices], prediction, weight[box.slices])
         report(1.0, "done")
         return out
@@ -115,7 +122,7 @@ class InpaintEngine:
             rgb_tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(device)
             mask_tensor = torch.from_numpy(np.ascontiguousarray(mask))[None, None].to(device)
             try:
-                predicted = self.model.predict(rgb_tensor, mask_tensor)
+                predicted = self._mirror_average(rgb_tensor, mask_tensor)
             except MemoryBudgetError as error:
                 raise InpaintError(str(error)) from None
             if tuple(predicted.shape) != tuple(rgb_tensor.shape):
@@ -123,6 +130,21 @@ class InpaintEngine:
                                    f"for input {tuple(rgb_tensor.shape)}")
             result = predicted[0, :, :height, :width].float().cpu().numpy()
         return np.ascontiguousarray(result.transpose(1, 2, 0))
+
+    def _mirror_average(self, rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The model's prediction, averaged over `model.mirror_average` mirror images of the input
+        (1 = the plain prediction): a model whose single fills are noisy gets a steadier one."""
+        count = getattr(self.model, "mirror_average", 1)
+        if count not in (1, 2, 4):
+            raise InpaintError(f"mirror_average must be 1, 2 or 4, got {count!r}")
+        total = None
+        for dims in MIRROR_FLIPS[:count]:
+            if dims:
+                predicted = self.model.predict(rgb.flip(dims), mask.flip(dims)).flip(dims).float()
+            else:
+                predicted = self.model.predict(rgb, mask).float()
+            total = predicted if total is None else total + predicted
+        return total / count if count > 1 else total
 
     def refine(self, pixels: np.ndarray, hole: np.ndarray, index: int, count: int, report: ProgressCallback,
                cancelled: Callable[[], bool] | None) -> np.ndarray:

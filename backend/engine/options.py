@@ -25,6 +25,8 @@ class InpaintOptions:
     output: "composite" (the full image) or "layer" (RGBA, prediction in the hole, 0 elsewhere).
     quality: "fast" (one network pass) or "refine" (multiscale feature refinement, much slower;
       models without it refuse).
+    seamless: shift each fill by the smooth field that makes it meet the known pixels at the
+      hole's edge (`seams.match_seams`); false pastes the network's fill as it is.
     """
 
     grow: int = 0
@@ -34,6 +36,7 @@ class InpaintOptions:
     soft_mask: bool = False
     output: str = "composite"
     quality: str = "fast"
+    seamless: bool = True
 
     def __post_init__(self) -> None:
         for name in ("grow", "feather", "margin"):
@@ -46,5 +49,6 @@ class InpaintOptions:
             raise InpaintError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         if self.quality not in QUALITIES:
             raise InpaintError(f"quality must be one of {', '.join(QUALITIES)}, got {self.quality!r}")
-        if not isinstance(self.soft_mask, bool):
-            raise InpaintError(f"soft_mask must be true or false, got {self.soft_mask!r}")
+        for name in ("soft_mask", "seamless"):
+            if not isinstance(getattr(self, name), bool):
+                raise InpaintError(f"{name} must be true or false, got {getattr(self, name)!r}")

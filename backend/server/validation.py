@@ -21,7 +21,7 @@ MAX_TILES = 4096
 MAX_FRAMES = 1 + 2 * MAX_TILES
 OPTION_RANGES = {"grow": (0, 1024), "feather": (0, 1024), "margin": (0, 8192)}
 DEFAULT_OPTIONS: Dict[str, Any] = {"grow": 0, "feather": 0, "margin": 128, "strategy": "crop",
-                                   "soft_mask": False, "output": "composite"}
+                                   "soft_mask": False, "output": "composite", "seamless": True}
 
 
 class RequestError(Exception):
@@ -120,10 +120,11 @@ def parse_options(raw: Any, rid: str) -> Dict[str, Any]:
         if value not in allowed:
             raise RequestError("bad_request", f"'{name}' must be one of {', '.join(allowed)}, got {value!r}", rid)
         options[name] = value
-    soft = raw.get("soft_mask", False)
-    if not isinstance(soft, bool):
-        raise RequestError("bad_request", "'soft_mask' must be true or false", rid)
-    options["soft_mask"] = soft
+    for name in ("soft_mask", "seamless"):
+        value = raw.get(name, DEFAULT_OPTIONS[name])
+        if not isinstance(value, bool):
+            raise RequestError("bad_request", f"'{name}' must be true or false", rid)
+        options[name] = value
     return options  # unknown option keys are ignored: a newer client may send more
 
 
