@@ -39,6 +39,9 @@ class InpaintModel(ABC):
     pad_modulo: int = 8
     supports_refinement: bool = False  # has `refine(image, mask, progress, cancelled)`
     bundled: bool = False              # the package's own default model (set by the loader)
+    # the engine averages the fills of this many mirror images of the input (1, 2 or 4); the
+    # loader sets 4 for the bundled small model, whose single fills are blotchy (MODEL_CARD.md)
+    mirror_average: int = 1
 
     def __init__(self, preset: str | None, source: str, device: torch.device) -> None:
         self.preset = preset
@@ -52,7 +55,8 @@ class InpaintModel(ABC):
     def describe(self) -> dict[str, str | None]:
         """What `hello` replies and logs say about the serving model."""
         return {"family": self.family, "preset": self.preset, "source": self.source, "device": str(self.device),
-                "precision": getattr(self, "precision", "fp32"), "bundled": bool(self.bundled)}
+                "precision": getattr(self, "precision", "fp32"), "bundled": bool(self.bundled),
+                "mirror_average": int(self.mirror_average)}
 
 
 class GeneratorModel(InpaintModel):

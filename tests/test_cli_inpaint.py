@@ -70,8 +70,8 @@ def test_rgba_png_keeps_every_unmasked_pixel_and_alpha(tmp_path: Path, weights: 
     assert np.array_equal(result[~hole], image[~hole])
     assert np.array_equal(result[..., 3], image[..., 3])
     assert np.array_equal(result, engine_result(weights, image, mask))
-    assert any(f"weights: {weights} (safetensors)" in message and message.endswith(("in fp32", "in bf16"))
-               for message in caplog.messages)  # the log names the precision in use
+    assert any(f"weights: {weights} (safetensors)" in message and message.endswith(("in fp32, mirror average 1", "in bf16, mirror average 1"))
+               for message in caplog.messages)  # the log names the precision and mirror averaging in use
 
 
 def test_sixteen_bit_grey_png_stays_sixteen_bit(tmp_path: Path, weights: Path) -> None:

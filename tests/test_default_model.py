@@ -47,6 +47,15 @@ def test_card_describes_the_shipped_file() -> None:
         assert f"## {section}" in card
 
 
+def test_only_the_bundled_file_is_served_with_mirror_averaging(tmp_path: Path) -> None:
+    bundled = load_model(SHIPPED, device="cpu")
+    assert bundled.bundled and bundled.mirror_average == 4 and bundled.describe()["mirror_average"] == 4
+    copy = tmp_path / "lama-small.safetensors"  # the same weights outside the package: any other model
+    shutil.copyfile(SHIPPED, copy)
+    other = load_model(copy, device="cpu")
+    assert not other.bundled and other.mirror_average == 1
+
+
 def test_shipped_model_continues_a_smooth_scene_far_better_than_its_untrained_network() -> None:
     model = load_model(SHIPPED, device="cpu")
     image = torch.from_numpy(smooth_scene()).permute(2, 0, 1)[None]

@@ -203,8 +203,8 @@ def load_engine(weights: str | None, device: str, max_memory: int | None = None,
         configure_model(model, max_memory, precision)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    log.info("weights: %s (preset %s) on %s in %s", model.source, model.preset or "custom", model.device,
-             getattr(model, "precision", "fp32"))
+    log.info("weights: %s (preset %s) on %s in %s, mirror average %d", model.source, model.preset or "custom",
+             model.device, getattr(model, "precision", "fp32"), model.mirror_average)
     return InpaintEngine(model)
 
 

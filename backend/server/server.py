@@ -116,9 +116,9 @@ class Server:
         self._worker = Worker(self.context, self._outbox, self.queue, self.inpainter)
         self._worker.start()
         info = self.inpainter.model_info
-        log.info("serving %s (%s, preset %s) on %s, device %s, precision %s, protocol %s", info.get("family"),
-                 info.get("source"), info.get("preset"), self.address, info.get("device"),
-                 info.get("precision", "fp32"), PROTOCOL_VERSION)
+        log.info("serving %s (%s, preset %s) on %s, device %s, precision %s, mirror average %s, protocol %s",
+                 info.get("family"), info.get("source"), info.get("preset"), self.address, info.get("device"),
+                 info.get("precision", "fp32"), info.get("mirror_average", 1), PROTOCOL_VERSION)
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._pull, zmq.POLLIN)
