@@ -115,7 +115,7 @@ def test_report_scores_each_method_on_the_same_items(eval_dir) -> None:
     assert len(table) == 1 + 4 * 2 and table[1].split()[:2] == ["thin-256", "telea"]
 
 
-def test_cli_builds_the_set_scores_three_methods_and_writes_json(image_dir, weights, tmp_path, capsys) -> None:
+def test_cli_builds_the_set_scores_every_method_and_writes_json(image_dir, weights, tmp_path, capsys) -> None:
     out, set_dir = tmp_path / "report.json", tmp_path / "built"
     code = lama_train(["evaluate", "--weights", str(weights), "--images", str(image_dir), "--eval-set", str(set_dir),
                        "--size", str(SIZE), "--count", "2", "--seed", "5", "--out", str(out)])
@@ -136,6 +136,9 @@ def test_cli_builds_the_set_scores_three_methods_and_writes_json(image_dir, weig
     model, untrained = report["results"]["all"]["model"], report["results"]["all"]["untrained"]
     assert model == {metric: pytest.approx(value, rel=1e-6) for metric, value in untrained.items()}
     assert report["results"]["all"]["model"] != report["results"]["all"]["telea"]
+    # as served, the untrained network's fill is shifted to meet the smooth surroundings: closer
+    served = report["results"]["all"]["served"]
+    assert served["psnr_hole"] > model["psnr_hole"] + 1 and served["l1_hole"] < model["l1_hole"]
 
 
 def test_cli_reads_an_existing_set_and_seeds_the_untrained_baseline(eval_dir, weights, tmp_path, capsys) -> None:
@@ -181,17 +184,17 @@ def test_cli_draws_the_before_after_picture(eval_dir, weights, tmp_path, capsys)
     assert code == 0, capsys.readouterr().err
     with Image.open(picture) as opened:
         grid = np.asarray(opened.convert("RGB"))
-    # 3 policies x 4 columns (input + mask, telea, model, original) under an 18 px label strip
-    assert grid.shape == (18 + 3 * SIZE, 4 * SIZE, 3)
+    # 3 policies x 5 columns (input + mask, telea, model, served, original) under an 18 px label strip
+    assert grid.shape == (18 + 3 * SIZE, 5 * SIZE, 3)
     eval_set = EvalSet(eval_dir)
     thin = eval_set[1]  # item 1 of the first policy
     original = (thin["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     hole = thin["mask"][0].numpy() > 0.5
     row = grid[18:18 + SIZE]
-    assert np.array_equal(row[:, 3 * SIZE:][~hole][:, :], original[~hole])  # the original column
+    assert np.array_equal(row[:, 4 * SIZE:][~hole][:, :], original[~hole])  # the original column
     overlay = row[:, :SIZE].astype(int)
     assert (overlay[hole][:, 0] - overlay[hole][:, 1]).mean() > 50  # the hole is tinted red
-    for column in (1, 2):  # composited results keep every known pixel
+    for column in (1, 2, 3):  # composited results keep every known pixel
         assert np.array_equal(row[:, column * SIZE:(column + 1) * SIZE][~hole], original[~hole])
     code = lama_train(["evaluate", "--weights", str(weights), "--eval-set", str(eval_dir), "--out",
                        str(tmp_path / "r.json"), "--before-after", str(picture), "--item", "2"])

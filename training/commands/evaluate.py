@@ -1,5 +1,9 @@
 """`lama-train evaluate`: in-hole PSNR / SSIM / L1 of a model against Telea and its untrained twin.
 
+The model is scored twice: the bare network ("model") and the backend's whole pass as a user
+gets it ("served": `InpaintEngine` with its default options, i.e. seam matching and the model's
+mirror averaging), so the report separates what the network does from what the product does.
+
 The evaluation set is read from `--eval-set` when that folder holds one, else built there (or in a
 temporary folder) from `--images` with the same recipe and options as `make-eval-set`, so a
 report names everything needed to rebuild its set.
@@ -19,7 +23,8 @@ LOG = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score a model against OpenCV Telea and the untrained network",
-        description="Inpaint a fixed evaluation set (thin/medium/thick masks) with the model, OpenCV's "
+        description="Inpaint a fixed evaluation set (thin/medium/thick masks) with the model (the bare "
+                    "network, and as lama-backend serves it), OpenCV's "
                     "Telea method and a randomly initialised network of the model's config, and report "
                     "PSNR, SSIM and L1 inside the hole per mask policy: a table on stdout and a JSON file.")
     parser.add_argument("--weights", type=Path, required=True,
@@ -41,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="crops per forward pass (default 8)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda[:N], mps or auto")
     parser.add_argument("--before-after", type=Path, metavar="PNG",
-                        help="also write a picture: input with the hole tinted, Telea, the model and the "
-                             "original, for the --item-th crop of each mask policy")
+                        help="also write a picture: input with the hole tinted, Telea, the bare model, the "
+                             "model as served and the original, for the --item-th crop of each mask policy")
     parser.add_argument("--item", type=int, default=0,
                         help="which crop of each policy the picture shows (default 0, the first)")
     parser.set_defaults(func=run)
@@ -75,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lama_backend.weights import WeightsError, load_model
 
-    from ..evaluation.report import (PredictAdapter, TeleaInpainter, before_after_grid, build_report,
+    from lama_backend.engine import InpaintEngine
+
+    from ..evaluation.report import (EngineAdapter, PredictAdapter, TeleaInpainter, before_after_grid, build_report,
                                      nth_item_per_policy, generator_config_of, untrained_generator)
 
     if args.batch_size < 1:
@@ -116,12 +123,15 @@ def run(args: argparse.Namespace) -> int:
                             if key in ("size", "seed", "max_coverage", "count_per_policy", "images")}},
             "baselines": {"telea": {"radius": telea.radius}, "untrained": {"seed": args.untrained_seed}},
         }
-        LOG.info("scoring %d crops with the model, Telea and the untrained network", len(eval_set))
+        LOG.info("scoring %d crops with the model (bare and as served), Telea and the untrained network",
+                 len(eval_set))
         model_method = PredictAdapter(model.predict)
-        report = build_report({"model": model_method, "telea": telea, "untrained": untrained},
+        served = EngineAdapter(InpaintEngine(model))
+        report = build_report({"model": model_method, "served": served, "telea": telea, "untrained": untrained},
                               eval_set, batch_size=args.batch_size, device=model.device, info=info)
         if args.before_after is not None:
-            picture = before_after_grid({"telea": telea, "model": model_method}, eval_set, indices, model.device)
+            columns = {"telea": telea, "model (network)": model_method, "model (served)": served}
+            picture = before_after_grid(columns, eval_set, indices, model.device)
             args.before_after.parent.mkdir(parents=True, exist_ok=True)
             picture.save(args.before_after)
     print(report.table())

@@ -35,7 +35,7 @@ REPORT_FORMAT = "lama-eval-report"
 REPORT_VERSION = 1
 TELEA_RADIUS = 3  # px; OpenCV's documented example value, the usual choice in comparisons
 METRICS = ("psnr_hole", "ssim_hole", "l1_hole")
-METHODS = ("model", "telea", "untrained")
+METHODS = ("model", "served", "telea", "untrained")  # table order
 OPENCV_HINT = "pip install opencv-python-headless"
 
 
@@ -76,6 +76,29 @@ class PredictAdapter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self._predict(x[:, :3], x[:, 3:4])
+
+
+class EngineAdapter(nn.Module):
+    """The backend's whole inpainting pass (`InpaintEngine.inpaint` with its default options:
+    seam matching, the model's mirror averaging) behind the generator contract, so the
+    evaluation can score exactly what `lama-backend` hands a user, beside the bare network."""
+
+    def __init__(self, engine: Any, options: Any = None) -> None:
+        super().__init__()
+        self._engine = engine
+        self._options = options
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        outputs = []
+        for sample in x.detach().float().cpu():
+            image = np.ascontiguousarray(sample[:3].permute(1, 2, 0).numpy())  # hole zeroed: never read
+            mask = sample[3].numpy() > 0.5
+            if self._options is None:
+                result = self._engine.inpaint(image, mask)
+            else:
+                result = self._engine.inpaint(image, mask, self._options)
+            outputs.append(torch.from_numpy(np.ascontiguousarray(result.transpose(2, 0, 1))))
+        return torch.stack(outputs).to(x.device)
 
 
 def untrained_generator(config: GeneratorConfig, seed: int = 0) -> nn.Module:
