@@ -142,3 +142,14 @@ def test_mirror_average_runs_the_flipped_inputs_and_averages() -> None:
 def test_seamless_must_be_a_bool() -> None:
     with pytest.raises(InpaintError, match="seamless"):
         InpaintOptions(seamless=1)  # type: ignore[arg-type]
+
+
+def test_a_hole_filling_its_whole_crop_still_meets_the_pixels_around_the_crop() -> None:
+    # margin 0: the crop is the hole's bounding box, all hole; the known ring lies just outside it
+    image = np.full((100, 100, 3), 60, np.uint8)
+    mask = np.zeros((100, 100), np.uint8)
+    mask[30:70, 25:75] = 1
+    out = InpaintEngine(ConstantModel(0.8)).inpaint(image, mask, InpaintOptions(margin=0))
+    assert (out == 60).all()
+    raw = InpaintEngine(ConstantModel(0.8)).inpaint(image, mask, InpaintOptions(margin=0, seamless=False))
+    assert (raw[mask != 0] == 204).all()

@@ -103,8 +103,7 @@ class InpaintEngine:
             else:
                 prediction = self.predict(image[box.slices], hole[box.slices], options.strategy == "subimage")
             if options.seamless:
-                prediction = match_seams(prediction, to_unit(image[box.slices][..., :3]), hole[box.slices],
-                                         self.model.device)
+                prediction = self.match_seams(prediction, image, hole, box)
             write(out[box.slices], image[box.slices], prediction, weight[box.slices])
         report(1.0, "done")
         return out
@@ -130,6 +129,17 @@ class InpaintEngine:
                                    f"for input {tuple(rgb_tensor.shape)}")
             result = predicted[0, :, :height, :width].float().cpu().numpy()
         return np.ascontiguousarray(result.transpose(1, 2, 0))
+
+    def match_seams(self, prediction: np.ndarray, image: np.ndarray, hole: np.ndarray, box: Box) -> np.ndarray:
+        """`seams.match_seams` for one crop. The crop is grown by 1 px where the image allows, so a
+        hole reaching the crop's edge (margin 0) still meets the known pixels just outside it;
+        the prediction is extended there by repeating its edge."""
+        height, width = hole.shape
+        window = box.expanded(1, height, width)
+        pads = ((box.top - window.top, window.bottom - box.bottom), (box.left - window.left, window.right - box.right))
+        grown = np.pad(prediction, (*pads, (0, 0)), mode="edge")
+        matched = match_seams(grown, to_unit(image[window.slices][..., :3]), hole[window.slices], self.model.device)
+        return matched[pads[0][0]:pads[0][0] + box.height, pads[1][0]:pads[1][0] + box.width]
 
     def _mirror_average(self, rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's prediction, averaged over `model.mirror_average` mirror images of the input
