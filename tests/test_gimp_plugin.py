@@ -147,7 +147,8 @@ def test_procedure_registration(plugin):
     assert procedure.sensitivity == fake_gimp.ProcedureSensitivityMask.DRAWABLE
     assert procedure.image_types == "RGB*, GRAY*"
     assert procedure.arguments == {"margin": ("int", 0, 2048, 128), "grow": ("int", 0, 256, 0),
-                                   "feather": ("int", 0, 256, 0), "source": ("choice", ["layer", "visible"], "layer")}
+                                   "feather": ("int", 0, 256, 0), "seamless": ("boolean", True),
+                                   "source": ("choice", ["layer", "visible"], "layer")}
     assert procedure.run_func is plugin.main.run
 
 
@@ -178,6 +179,7 @@ def test_u8_layer_request_and_result_layer(plugin):
     assert (new.x, new.y, new.get_width(), new.get_height()) == (8, 6, 14, 13)
     assert (request.width, request.height, request.channels, request.dtype, request.layout) == (14, 13, 4, "u8", "RGBA")
     assert (request.grow, request.feather, request.margin, request.output, request.soft_mask) == (1, 2, 3, "layer", False)
+    assert request.seamless and request.options()["seamless"] is True
     paint = before[1][3]
     expected_pixels = paint[6 - 4:6 - 4 + 13, 8 - 5:8 - 5 + 14]  # layer offsets subtracted
     assert request.pixels == expected_pixels.tobytes()
@@ -374,7 +376,7 @@ def test_the_default_starter_detaches_the_backend(plugin):
 
 # -- the procedure body ---------------------------------------------------------------------------------
 def _config(**overrides):
-    values = {"margin": 2, "grow": 0, "feather": 0, "source": "layer"}
+    values = {"margin": 2, "grow": 0, "feather": 0, "source": "layer", "seamless": True}
     values.update(overrides)
     return fake_gimp.Config(**values)
 
@@ -423,9 +425,9 @@ def test_interactive_run_shows_the_dialog_and_honours_cancel(plugin, monkeypatch
     monkeypatch.setattr(plugin.main, "inpaint_selection", lambda image, drawable, settings, backend, progress:
                         used.append(settings))
     status, _ = plugin.main.run(_procedure(plugin), fake_gimp.RunMode.INTERACTIVE, image, [layer],
-                                _config(margin=9, grow=3, feather=4, source="visible"), None)
+                                _config(margin=9, grow=3, feather=4, source="visible", seamless=False), None)
     assert status == fake_gimp.PDBStatusType.SUCCESS
-    assert used == [plugin.job.InpaintSettings(margin=9, grow=3, feather=4, source="visible")]
+    assert used == [plugin.job.InpaintSettings(margin=9, grow=3, feather=4, source="visible", seamless=False)]
     assert ("flush",) in plugin.calls
     assert not [call for call in plugin.calls if call[0] == "message"]
 

@@ -95,7 +95,8 @@ def test_prepare_sends_region_in_kritas_byte_order(app, depth, dtype, layout):
     assert job_.region == region.Rect(6, 4, 14, 13)
     fields = job_.request_fields(InpaintSettings(margin=4))
     assert (fields["dtype"], fields["layout"], fields["channels"]) == (dtype, layout, 4)
-    assert fields["output"] == "layer" and fields["soft_mask"] is True
+    assert fields["output"] == "layer" and fields["soft_mask"] is True and fields["seamless"] is True
+    assert job_.request_fields(InpaintSettings(margin=4, seamless=False))["seamless"] is False
     # pixels are the projection's bytes unchanged (no reordering), half floats widened exactly
     expected = doc.pixelData(6, 4, 14, 13)
     if depth == "F16":
@@ -247,14 +248,16 @@ def test_apply_reports_refused_insert(app):
 # -- settings ----------------------------------------------------------------------------------
 def test_settings_round_trip_through_krita(app):
     custom = InpaintSettings(address="tcp://127.0.0.1:6000", token="s3cret", autostart_command="/opt/lama-backend",
-                             margin=64, grow=3, feather=5, source="layer")
+                             margin=64, grow=3, feather=5, seamless=False, source="layer")
     save_settings(app, custom)
     assert app.settings[("lama_inpaint", "margin")] == "64"
+    assert app.settings[("lama_inpaint", "seamless")] == "False"
     assert load_settings(app) == custom
 
 
 def test_settings_invalid_values_fall_back_to_defaults(app):
-    for name, value in (("margin", "lots"), ("grow", "-3"), ("feather", "9999"), ("source", "magic"), ("address", "  ")):
+    for name, value in (("margin", "lots"), ("grow", "-3"), ("feather", "9999"), ("source", "magic"), ("address", "  "),
+                        ("seamless", "maybe")):
         app.writeSetting("lama_inpaint", name, value)
     assert load_settings(app) == InpaintSettings()
 
@@ -265,10 +268,12 @@ def test_docker_edits_are_saved(app):
     docker.margin.setValue(200)
     docker.grow.setValue(7)
     docker.source.setCurrentIndex(1)
+    assert docker.seamless.isChecked()
+    docker.seamless.setChecked(False)
     docker.token.setText("abc")
     docker.token.editingFinished.emit()
     saved = load_settings(app)
-    assert (saved.margin, saved.grow, saved.source, saved.token) == (200, 7, "layer", "abc")
+    assert (saved.margin, saved.grow, saved.source, saved.token, saved.seamless) == (200, 7, "layer", "abc", False)
     assert docker.status.text() == "Ready"
     docker.deleteLater()
 

@@ -39,6 +39,7 @@ class InpaintSettings:
     margin: int = 128   # context pixels around the selection sent to the model
     grow: int = 0       # dilate the hole by this many pixels
     feather: int = 0    # blend ramp width inside the hole
+    seamless: bool = True  # shift the fill to meet the pixels around the hole (no seam)
     source: str = "layer"  # "layer": the drawable's own pixels; "visible": the composite
 
     def check(self) -> None:
@@ -137,7 +138,7 @@ def call_backend(prepared: Prepared, settings: InpaintSettings, backend: Backend
     request = InpaintRequest(width=rect.width, height=rect.height, channels=fmt.channels, dtype=fmt.dtype,
                              layout=fmt.layout, pixels=prepared.pixels, mask=prepared.mask, grow=settings.grow,
                              feather=settings.feather, margin=settings.margin, soft_mask=prepared.soft,
-                             output="layer")
+                             output="layer", seamless=settings.seamless)
     try:
         result = session.inpaint(client, request, GIMP, on_progress)
     finally:

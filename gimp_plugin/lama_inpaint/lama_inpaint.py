@@ -33,12 +33,16 @@ INT_ARGUMENTS = (
     ("feather", "_Feather", "Width in pixels of the blend ramp inside the hole", 0, 256, 0),
 )
 SOURCE_CHOICES = (("layer", "Selected layer"), ("visible", "Visible image"))
+SEAMLESS_ARGUMENT = ("seamless", "_Seamless edges",
+                     "Shift the fill so it meets the pixels around the selection exactly (off: the model's fill "
+                     "as it is)", True)
 
 
 def settings_from_config(config: "Gimp.ProcedureConfig") -> InpaintSettings:
     """The procedure's arguments as plain values."""
     return InpaintSettings(margin=config.get_property("margin"), grow=config.get_property("grow"),
-                           feather=config.get_property("feather"), source=config.get_property("source"))
+                           feather=config.get_property("feather"), source=config.get_property("source"),
+                           seamless=bool(config.get_property("seamless")))
 
 
 def show_dialog(procedure: "Gimp.Procedure", config: "Gimp.ProcedureConfig") -> bool:
@@ -122,6 +126,7 @@ class LamaInpaint(Gimp.PlugIn):
         procedure.set_attribution("lama-inpaint-bridge contributors", "Apache-2.0", "2026")
         for arg_name, label, blurb, low, high, default in INT_ARGUMENTS:
             procedure.add_int_argument(arg_name, label, blurb, low, high, default, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(*SEAMLESS_ARGUMENT, GObject.ParamFlags.READWRITE)
         choice = Gimp.Choice.new()
         for index, (choice_id, label) in enumerate(SOURCE_CHOICES):
             choice.add(choice_id, index, label, "")

@@ -5,7 +5,7 @@ it starts) always uses what the docker shows.
 """
 from typing import Any
 
-from PyQt5.QtWidgets import (QComboBox, QFormLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QLabel, QLineEdit, QProgressBar, QPushButton, QSpinBox,
                              QVBoxLayout, QWidget)
 
 from krita import DockWidget, Krita
@@ -39,6 +39,11 @@ class LamaInpaintDocker(DockWidget):
         self.margin = self._spin("margin", settings.margin, "Context around the selection that the model sees")
         self.grow = self._spin("grow", settings.grow, "Grow the hole before inpainting (covers halos)")
         self.feather = self._spin("feather", settings.feather, "Blend ramp inside the hole")
+        self.seamless = QCheckBox("Seamless edges")
+        self.seamless.setChecked(settings.seamless)
+        self.seamless.setToolTip("Shift the fill so it meets the pixels around the selection exactly; turn off "
+                                 "to get the model's fill as it is (e.g. when the selection is too tight and "
+                                 "its edge colours would tint the fill)")
         self.source = QComboBox()
         for key in SOURCES:
             self.source.addItem(SOURCE_LABELS[key], key)
@@ -49,6 +54,7 @@ class LamaInpaintDocker(DockWidget):
         form.addRow("Context margin", self.margin)
         form.addRow("Grow mask", self.grow)
         form.addRow("Feather", self.feather)
+        form.addRow("", self.seamless)
         form.addRow("Source", self.source)
         layout.addLayout(form)
         self.run_button = QPushButton("Inpaint Selection")
@@ -72,6 +78,7 @@ class LamaInpaintDocker(DockWidget):
             edit.editingFinished.connect(self.save)
         for spin in (self.margin, self.grow, self.feather):
             spin.valueChanged.connect(self.save)
+        self.seamless.toggled.connect(self.save)
         self.source.currentIndexChanged.connect(self.save)
         self.run_button.clicked.connect(controller.run_on_active_document)
         self.cancel_button.clicked.connect(controller.cancel)
@@ -96,6 +103,7 @@ class LamaInpaintDocker(DockWidget):
         settings.margin = self.margin.value()
         settings.grow = self.grow.value()
         settings.feather = self.feather.value()
+        settings.seamless = self.seamless.isChecked()
         settings.source = self.source.currentData()
         save_settings(self._app, settings)
 

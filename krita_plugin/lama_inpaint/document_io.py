@@ -41,7 +41,7 @@ class PreparedInpaint:
         return dict(width=self.region.width, height=self.region.height, channels=wire.channels,
                     dtype=wire.dtype, layout=wire.layout, pixels=region.to_wire(self.pixels, self.fmt), mask=self.mask,
                     grow=settings.grow, feather=settings.feather, margin=settings.margin,
-                    strategy="crop", soft_mask=True, output="layer")
+                    strategy="crop", soft_mask=True, output="layer", seamless=settings.seamless)
 
 
 def _canvas_signature(doc: Any) -> Tuple[int, int, str, str]:

@@ -12,6 +12,7 @@ SETTINGS_GROUP = "lama_inpaint"
 SOURCES = ("composite", "layer")  # the visible image, or the active layer alone
 # Inclusive ranges of the integer settings, shared with the docker's spin boxes.
 INT_RANGES: Dict[str, Tuple[int, int]] = {"margin": (0, 2048), "grow": (0, 256), "feather": (0, 256)}
+BOOLEANS = ("seamless",)  # stored as "True" / "False"
 
 
 @dataclass
@@ -22,6 +23,7 @@ class InpaintSettings:
     margin: int = 128                # context around the selection bounds sent to the model, px
     grow: int = 0                    # grow the hole by this many px before inpainting
     feather: int = 0                 # blend ramp inside the hole, px
+    seamless: bool = True            # shift the fill to meet the pixels around the hole (no seam)
     source: str = "composite"        # "composite" (what you see) or "layer" (active layer only)
 
     def as_strings(self) -> Dict[str, str]:
@@ -38,6 +40,8 @@ def _parse(name: str, text: str, default: Any) -> Any:
         return value if low <= value <= high else default
     if name == "source":
         return text if text in SOURCES else default
+    if name in BOOLEANS:
+        return {"true": True, "false": False}.get(text.strip().lower(), default)
     if name == "address":
         return text.strip() or default
     return text

@@ -320,6 +320,9 @@ class ImageProcedure:
     def add_int_argument(self, name, nick, blurb, low, high, value, flags) -> None:
         self.arguments[name] = ("int", low, high, value)
 
+    def add_boolean_argument(self, name, nick, blurb, value, flags) -> None:
+        self.arguments[name] = ("boolean", value)
+
     def add_choice_argument(self, name, nick, blurb, choice, value, flags) -> None:
         self.arguments[name] = ("choice", [item[0] for item in choice.items], value)
 
