@@ -294,6 +294,7 @@ def test_registration_as_the_real_pdb_sees_it(gimp_run):
     assert {name: value[1:] for name, value in arguments.items() if name in ("margin", "grow", "feather")} == {
         "margin": [0, 2048, "128"], "grow": [0, 256, "0"], "feather": [0, 256, "0"]}
     assert arguments["source"][0] == "ParamChoice" and arguments["source"][3] == "layer"
+    assert arguments["seamless"][0] == "ParamSpecBoolean" and arguments["seamless"][3] == "True"
 
 
 def test_dialog_cancel_ok_and_remembered_values_in_the_full_gimp(dialog_run):

@@ -33,7 +33,7 @@ INT_ARGUMENTS = (
     ("feather", "_Feather", "Width in pixels of the blend ramp inside the hole", 0, 256, 0),
 )
 SOURCE_CHOICES = (("layer", "Selected layer"), ("visible", "Visible image"))
-SEAMLESS_ARGUMENT = ("seamless", "_Seamless edges",
+SEAMLESS_ARGUMENT = ("seamless", "Seamless _edges",
                      "Shift the fill so it meets the pixels around the selection exactly (off: the model's fill "
                      "as it is)", True)
 
