@@ -83,20 +83,16 @@ class EngineAdapter(nn.Module):
     seam matching, the model's mirror averaging) behind the generator contract, so the
     evaluation can score exactly what `lama-backend` hands a user, beside the bare network."""
 
-    def __init__(self, engine: Any, options: Any = None) -> None:
+    def __init__(self, engine: Any) -> None:
         super().__init__()
         self._engine = engine
-        self._options = options
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         outputs = []
         for sample in x.detach().float().cpu():
             image = np.ascontiguousarray(sample[:3].permute(1, 2, 0).numpy())  # hole zeroed: never read
             mask = sample[3].numpy() > 0.5
-            if self._options is None:
-                result = self._engine.inpaint(image, mask)
-            else:
-                result = self._engine.inpaint(image, mask, self._options)
+            result = self._engine.inpaint(image, mask)
             outputs.append(torch.from_numpy(np.ascontiguousarray(result.transpose(2, 0, 1))))
         return torch.stack(outputs).to(x.device)
 
