@@ -138,3 +138,17 @@ def test_crops_cover_every_hole_pixel_exactly_once_inside_the_image(seed: int, m
     assert (coverage[hole] == 1).all()
     if not hole.any():
         assert boxes == []
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_bounding_box_is_the_tightest_box_around_the_non_zero_pixels(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((int(rng.integers(1, 20)), int(rng.integers(1, 20)))) < rng.choice([0.0, 0.02, 0.3])
+    box = Box.bounding(mask)
+    if not mask.any():
+        assert box is None
+        return
+    assert mask[box.slices].sum() == mask.sum()
+    inside = mask[box.slices]
+    assert inside[0].any() and inside[-1].any() and inside[:, 0].any() and inside[:, -1].any()

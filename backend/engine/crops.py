@@ -46,6 +46,15 @@ class Box:
         return Box(min(self.top, other.top), min(self.left, other.left),
                    max(self.bottom, other.bottom), max(self.right, other.right))
 
+    @classmethod
+    def bounding(cls, mask: np.ndarray) -> "Box | None":
+        """The smallest box holding every non-zero pixel of a 2-D array (None when there is none)."""
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(mask.any(axis=0))
+        return cls(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+
     def expanded(self, margin: int, height: int, width: int) -> "Box":
         """`margin` more on every side, clamped to an image of height x width."""
         return Box(max(0, self.top - margin), max(0, self.left - margin),

@@ -43,13 +43,12 @@ def hole_weights(mask: np.ndarray, options: InpaintOptions) -> np.ndarray:
     beyond it there is no hole pixel, and its outer ring is all known pixels.
     """
     weight = mask_weights(mask, options.soft_mask)
-    rows = np.flatnonzero(weight.any(axis=1))
-    if rows.size == 0 or (options.grow == 0 and options.feather == 0):
+    if options.grow == 0 and options.feather == 0:
         return weight
-    cols = np.flatnonzero(weight.any(axis=0))
-    height, width = weight.shape
-    window = Box(int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1).expanded(
-        options.grow + 1, height, width)
+    bounds = Box.bounding(weight)
+    if bounds is None:
+        return weight
+    window = bounds.expanded(options.grow + 1, *weight.shape)
     local = weight[window.slices]
     if options.grow:
         local = dilate_disk(local, options.grow)
@@ -131,15 +130,19 @@ class InpaintEngine:
         return np.ascontiguousarray(result.transpose(1, 2, 0))
 
     def match_seams(self, prediction: np.ndarray, image: np.ndarray, hole: np.ndarray, box: Box) -> np.ndarray:
-        """`seams.match_seams` for one crop. The crop is grown by 1 px where the image allows, so a
-        hole reaching the crop's edge (margin 0) still meets the known pixels just outside it;
-        the prediction is extended there by repeating its edge."""
-        height, width = hole.shape
-        window = box.expanded(1, height, width)
+        """`seams.match_seams` for one crop's own prediction array (changed in place where it can
+        be). Where the hole reaches the crop's edge (margin 0) inside the image, the crop is grown
+        by 1 px so the fill still meets the known pixels just outside it; the prediction is
+        extended there by repeating its edge."""
+        window = box.expanded(1, *hole.shape)
+        inner = Box.bounding(hole[box.slices])
+        if inner is None or (inner.top > 0 and inner.left > 0
+                             and inner.bottom < box.height and inner.right < box.width):
+            window = box  # the known ring around the hole lies inside the crop
         pads = ((box.top - window.top, window.bottom - box.bottom), (box.left - window.left, window.right - box.right))
-        grown = np.pad(prediction, (*pads, (0, 0)), mode="edge")
-        matched = match_seams(grown, to_unit(image[window.slices][..., :3]), hole[window.slices], self.model.device)
-        return matched[pads[0][0]:pads[0][0] + box.height, pads[1][0]:pads[1][0] + box.width]
+        grown = np.pad(prediction, (*pads, (0, 0)), mode="edge") if window != box else prediction
+        match_seams(grown, to_unit(image[window.slices][..., :3]), hole[window.slices], self.model.device)
+        return grown[pads[0][0]:pads[0][0] + box.height, pads[1][0]:pads[1][0] + box.width]
 
     def _mirror_average(self, rgb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's prediction, averaged over `model.mirror_average` mirror images of the input

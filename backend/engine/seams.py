@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .crops import Box
+
 # Multigrid settings: V-cycles until one changes no value by TOLERANCE, a tenth of an 8-bit
 # step (3-6 cycles; holes along the image border converge slower), red-black SOR sweeps before
 # and after each coarse correction, sweeps on the coarsest grid. tests/test_seams.py checks the result against an
@@ -112,27 +114,20 @@ def harmonic_offset(mismatch: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     return _solve(mismatch, hole.bool())
 
 
-def hole_window(hole: np.ndarray) -> tuple[slice, slice]:
-    """The hole's bounding box grown by the 1 px ring of known pixels that sets its border values."""
-    rows, cols = np.flatnonzero(hole.any(axis=1)), np.flatnonzero(hole.any(axis=0))
-    height, width = hole.shape
-    return (slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, height)),
-            slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, width)))
-
-
 def match_seams(prediction: np.ndarray, original: np.ndarray, hole: np.ndarray,
                 device: torch.device | str = "cpu") -> np.ndarray:
-    """`prediction` (H x W x 3 float32, 0..1) shifted inside `hole` so it meets `original`
-    (same layout) at the hole's edge; outside the hole it is returned unchanged."""
-    if not hole.any():
+    """Shift `prediction` (H x W x 3 float32, 0..1) inside `hole`, **in place**, so it meets
+    `original` (same layout) at the hole's edge, and return it; values outside the hole keep
+    theirs. Only the hole's bounding box and the 1 px ring of known pixels around it are read."""
+    bounds = Box.bounding(hole)
+    if bounds is None:
         return prediction
-    window = hole_window(hole)
+    window = bounds.expanded(1, *hole.shape).slices
     with torch.inference_mode():
         fill = torch.from_numpy(np.ascontiguousarray(prediction[window].transpose(2, 0, 1)))[None].to(device)
         known = torch.from_numpy(np.ascontiguousarray(original[window].transpose(2, 0, 1)))[None].to(device)
         inside = torch.from_numpy(np.ascontiguousarray(hole[window]))[None, None].to(device)
         offset = harmonic_offset((known - fill).float(), inside)
         shifted = torch.where(inside, (fill + offset).clamp(0, 1), fill).cpu().numpy()
-    out = prediction.copy()
-    out[window] = shifted[0].transpose(1, 2, 0)
-    return out
+    prediction[window] = shifted[0].transpose(1, 2, 0)
+    return prediction
