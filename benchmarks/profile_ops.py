@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import collections
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generator import build_generator, calibrate_output_range, network_input  # noqa: E402
+from timing import best_wall  # noqa: E402
 
 from lama_backend.acceleration import FastGenerator  # noqa: E402
 from lama_backend.acceleration.allocator import reuse_freed_memory  # noqa: E402
@@ -27,17 +27,6 @@ from lama_backend.acceleration.allocator import reuse_freed_memory  # noqa: E402
 # operators that do the network's multiply-adds: convolutions and the spectral 1x1 GEMMs
 MATH_OPS = ("conv", "mkldnn", "addmm", "matmul", "mm")
 ROUNDS = 3
-
-
-def best_wall(run, rounds: int) -> float:
-    """Best wall seconds of `run()` over `rounds` calls, after one warm-up call."""
-    run()
-    best = float("inf")
-    for _ in range(rounds):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def math_fraction(run) -> tuple[float, collections.Counter]:
