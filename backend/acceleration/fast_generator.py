@@ -12,6 +12,10 @@ packed once and bias / residual add / ReLU fused in, one reflect pad per input s
 convolutions that read it, no autograd, and a Fourier unit that runs its 1x1 convolution as one
 matrix product on the spectrum in channels-last order (no stack / complex copies). The FFTs always
 run in float32 (CPU FFTs have no bf16, cuFFT half precision needs power-of-two sizes).
+
+In float32 on a CPU whose torch has NNPACK, the blocks run on NCHW planes instead: their 3x3
+convolutions go to NNPACK's Winograd / FFT kernels (about 5x fewer multiply-adds), the local
+output l2l(x_l) + g2l(x_g) as one convolution over one padded copy of both parts.
 """
 from __future__ import annotations
 
@@ -23,9 +27,10 @@ from torch import nn
 
 from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlock, SpectralTransform
 
-from .folding import FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_outputs, conv_as_folded, fold
+from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_inputs, concat_outputs,
+                      conv_as_folded, fold)
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
-from .kernels import ConvKernel, PointwiseKernel, mkldnn_fused_ops_available
+from .kernels import ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable
 
 #: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
 MIN_TILE = 2
@@ -52,6 +57,29 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
 
 
+def _reflect_pad_planes(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, int, int]) -> torch.Tensor:
+    """The NCHW parts, concatenated along channels and reflect-padded by (left, right, top,
+    bottom), in one new tensor (one pass over each part instead of a pad and a concatenation)."""
+    left, right, top, bottom = pads
+    batch, _, height, width = parts[0].shape
+    channels = sum(part.shape[1] for part in parts)
+    out = parts[0].new_empty(batch, channels, height + top + bottom, width + left + right)
+    start = 0
+    for part in parts:
+        out[:, start:start + part.shape[1], top:top + height, left:left + width] = part
+        start += part.shape[1]
+    inner = slice(left, left + width)
+    for i in range(top):  # rows first (inside columns), then whole columns, corners included
+        out[:, :, top - 1 - i, inner] = out[:, :, top + 1 + i, inner]
+    for i in range(bottom):
+        out[:, :, top + height + i, inner] = out[:, :, top + height - 2 - i, inner]
+    for j in range(left):
+        out[:, :, :, left - 1 - j] = out[:, :, :, left + 1 + j]
+    for j in range(right):
+        out[:, :, :, left + width + j] = out[:, :, :, left + width - 2 - j]
+    return out
+
+
 def _activation_is_relu(module: nn.Module) -> bool:
     if isinstance(module, nn.ReLU):
         return True
@@ -70,9 +98,15 @@ def _reflect_padding(conv: nn.Module) -> int:
 
 
 class FastFFCLayer:
-    """One `FFC_BN_ACT` of a ResNet block (local and global inputs and outputs, stride 1)."""
+    """One `FFC_BN_ACT` of a ResNet block (local and global inputs and outputs, stride 1).
 
-    def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype) -> None:
+    Activations are channels_last, or NCHW planes when `planar` (the layout NNPACK's kernels and
+    the FFTs want; `make_kernel` then gives kernels that take NCHW input).
+    """
+
+    def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype,
+                 planar: bool = False) -> None:
+        self.planar = planar
         ffc = layer.ffc
         parts = (ffc.convl2l, ffc.convl2g, ffc.convg2l)
         if not all(isinstance(conv, nn.Conv2d) for conv in parts) or not isinstance(ffc.convg2g, SpectralTransform):
@@ -88,8 +122,14 @@ class FastFFCLayer:
         self.relu_l = _activation_is_relu(layer.act_l)
         self.relu_g = _activation_is_relu(layer.act_g)
         # bn_l(l2l(x_l) + g2l(x_g)): both scaled, the shift enters once; likewise for bn_g
-        self.l2l = make_kernel(conv_as_folded(ffc.convl2l).scaled(scale_l).with_bias(shift_l))
-        self.g2l = make_kernel(conv_as_folded(ffc.convg2l).scaled(scale_l))
+        l2l = conv_as_folded(ffc.convl2l).scaled(scale_l).with_bias(shift_l)
+        g2l = conv_as_folded(ffc.convg2l).scaled(scale_l)
+        if planar:  # l2l(x_l) + g2l(x_g) as one convolution over the padded planes of both
+            self.to_local = make_kernel(concat_inputs(l2l, g2l))
+            local_kernels = (self.to_local,)
+        else:
+            self.l2l, self.g2l = make_kernel(l2l), make_kernel(g2l)
+            local_kernels = (self.l2l, self.g2l)
         self.l2g = make_kernel(conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g))
         conv1, bn1, act1 = spectral.conv1
         if conv1.kernel_size != (1, 1) or spectral.conv2.kernel_size != (1, 1) or conv1.groups != 1 \
@@ -114,7 +154,7 @@ class FastFFCLayer:
         self.fu_bias = bias[order][:, None].contiguous().to(device=device, dtype=dtype)
         self.fu_relu = _activation_is_relu(unit.relu)
         self.fft_norm = unit.fft_norm
-        self.nbytes = sum(k.nbytes for k in (self.l2l, self.g2l, self.l2g, self.st_conv1, self.st_conv2))
+        self.nbytes = sum(k.nbytes for k in (*local_kernels, self.l2g, self.st_conv1, self.st_conv2))
         self.nbytes += sum(t.numel() * t.element_size() for t in (self.fu_from_real, self.fu_from_imag, self.fu_bias))
 
     def fourier_unit(self, planes: torch.Tensor) -> torch.Tensor:
@@ -144,12 +184,18 @@ class FastFFCLayer:
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        padded_l = _reflect_pad(x_l, self.pad)
-        padded_g = _reflect_pad(x_g, self.pad)
-        y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
-        del padded_g
-        local_to_global = self.l2g(padded_l)
-        del padded_l
+        if self.planar:
+            padded = _reflect_pad_planes((x_l, x_g), (self.pad,) * 4)
+            y_l = self.to_local(padded, relu=self.relu_l)
+            local_to_global = self.l2g(padded[:, :x_l.shape[1]])
+            del padded
+        else:
+            padded_l = _reflect_pad(x_l, self.pad)
+            padded_g = _reflect_pad(x_g, self.pad)
+            y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
+            del padded_g
+            local_to_global = self.l2g(padded_l)
+            del padded_l
         # spectral transform: conv1 writes NCHW planes, the Fourier unit works on float32 planes,
         # conv2 reads them and writes channels_last again
         reduced = self.st_conv1.to_planes(x_g, relu=self.st_relu)
@@ -159,14 +205,16 @@ class FastFFCLayer:
         else:  # the residual add and the cast back to the convolutions' precision in one pass
             summed = torch.add(mixed, reduced, out=torch.empty_like(reduced))
         del reduced, mixed
-        y_g = self.st_conv2.from_planes(summed, relu=self.relu_g, add=local_to_global)
+        y_g = self.st_conv2.from_planes(summed, relu=self.relu_g, add=local_to_global,
+                                        channels_last=not self.planar)
         return y_l, y_g
 
 
 class FastResnetBlock:
-    def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device, dtype: torch.dtype) -> None:
-        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype)
-        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype)
+    def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device, dtype: torch.dtype,
+                 planar: bool = False) -> None:
+        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype, planar)
+        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, planar)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,10 +227,12 @@ class FastGenerator:
 
     precision: "fp32" (default; equals the eager pass within float rounding), "bf16" or "fp16"
     (convolutions in half precision, Fourier units in fp32).
+    use_nnpack: run the blocks' 3x3 convolutions on NCHW planes through NNPACK's Winograd / FFT
+    kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
-                 use_mkldnn: bool | None = None) -> None:
+                 use_mkldnn: bool | None = None, use_nnpack: bool | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         model = getattr(generator, "model", None)
@@ -194,6 +244,14 @@ class FastGenerator:
         if use_mkldnn is None:
             use_mkldnn = self.device.type == "cpu" and mkldnn_fused_ops_available()
         self.use_mkldnn = bool(use_mkldnn) and self.device.type == "cpu"
+        nnpack_possible = self.device.type == "cpu" and precision == "fp32"
+        if use_nnpack and not nnpack_possible:
+            raise ValueError("NNPACK convolutions are for float32 on the CPU only")
+        if use_nnpack is None:
+            use_nnpack = nnpack_possible and nnpack_usable()
+        elif use_nnpack and not nnpack_usable():  # also initialises NNPACK
+            raise RuntimeError("this torch build has no working NNPACK")
+        self.use_nnpack = bool(use_nnpack)
         self.scale = 1
         self._build(list(model))
         self.weight_bytes = (sum(layer.kernel.nbytes for layer in self.encoder + self.decoder)
@@ -202,6 +260,9 @@ class FastGenerator:
     # ----------------------------------------------------------------------------------- building
     def _kernel(self, folded: FoldedConv) -> ConvKernel:
         return ConvKernel(folded.to_float32(), self.device, self.dtype, self.use_mkldnn)
+
+    def _nnpack_kernel(self, folded: FoldedConv) -> NnpackKernel:
+        return NnpackKernel(folded.to_float32(), self.device)
 
     def _local(self, folded: FoldedConv, pad: int, relu: bool) -> LocalLayer:
         geometry = LayerGeometry(folded.kernel, folded.stride, folded.padding if folded.transposed else pad,
@@ -225,8 +286,10 @@ class FastGenerator:
                 raise UnsupportedGenerator(f"unsupported encoder layer {type(layer).__name__}")
             self.encoder.append(self._encoder_layer(layer, pending_pad))
             pending_pad = 0
+        block_kernel = self._nnpack_kernel if self.use_nnpack else self._kernel
         while index < len(layers) and isinstance(layers[index], FFCResnetBlock):
-            self.blocks.append(FastResnetBlock(layers[index], self._kernel, self.device, self.dtype))
+            self.blocks.append(FastResnetBlock(layers[index], block_kernel, self.device, self.dtype,
+                                               planar=self.use_nnpack))
             index += 1
         if not self.encoder or not self.blocks or index >= len(layers) or not isinstance(layers[index], ConcatTupleLayer):
             raise UnsupportedGenerator("expected encoder, FFC ResNet blocks, then ConcatTupleLayer")
@@ -355,9 +418,14 @@ class FastGenerator:
         return x_l, x_g
 
     def run_blocks(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The FFC ResNet blocks on the whole 1/8-resolution map (image-wide receptive field)."""
+        """The FFC ResNet blocks on the whole 1/8-resolution map (image-wide receptive field);
+        channels_last in and out (NCHW planes in between when the blocks run NNPACK kernels)."""
+        if self.use_nnpack:
+            x_l, x_g = x_l.contiguous(), x_g.contiguous()
         for block in self.blocks:
             x_l, x_g = block(x_l, x_g)
+        if self.use_nnpack:
+            x_l, x_g = x_l.contiguous(memory_format=_CL), x_g.contiguous(memory_format=_CL)
         return x_l, x_g
 
     def decode(self, x_l: torch.Tensor, x_g: torch.Tensor, size: tuple[int, int] | torch.Size,

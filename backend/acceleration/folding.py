@@ -129,3 +129,15 @@ def concat_outputs(first: FoldedConv, second: FoldedConv) -> FoldedConv:
 
     bias = None if first.bias is None and second.bias is None else torch.cat([bias_of(first), bias_of(second)])
     return replace(first, weight=torch.cat([first.weight, second.weight], dim=dim), bias=bias)
+
+
+def concat_inputs(first: FoldedConv, second: FoldedConv) -> FoldedConv:
+    """conv(a, first) + conv(b, second) as one convolution over the channels of a, then b."""
+    if first.transposed or second.transposed or (first.stride, first.dilation, first.kernel) != (
+            second.stride, second.dilation, second.kernel) or first.out_channels != second.out_channels:
+        raise UnsupportedGenerator("cannot merge convolutions of different geometry")
+    if first.bias is None or second.bias is None:
+        bias = first.bias if second.bias is None else second.bias
+    else:
+        bias = first.bias + second.bias
+    return replace(first, weight=torch.cat([first.weight, second.weight], dim=1), bias=bias)
