@@ -4,9 +4,13 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from lama_training.utils.cli import build_parser, run
+from .openmp_env import shorten_openmp_spin
 
-from . import __version__, commands
+shorten_openmp_spin()  # before anything below loads torch
+
+from lama_training.utils.cli import build_parser, run  # noqa: E402
+
+from . import __version__, commands  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -226,11 +226,15 @@ def run_worker(config: str, size: int, output: Path, args: argparse.Namespace, m
         command += ["--threads", str(args.threads)]
     if args.tune_reference_allocator:
         command += ["--tune-reference-allocator"]
+    env = dict(os.environ)
+    if config != "reference" or args.tune_reference_openmp:
+        from lama_backend.openmp_env import shorten_openmp_spin
+        shorten_openmp_spin(env)  # as `lama-backend` does for itself, before torch loads
     if config == "refine":
         command += ["--refine-iters", str(args.refine_iters)]
     if max_memory:
         command += ["--worker-max-memory", max_memory]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise SystemExit(f"{config} at {size} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -276,6 +280,8 @@ def main() -> None:
     parser.add_argument("--tune-reference-allocator", action="store_true",
                         help="give the reference the fast path's glibc allocator setting too "
                              "(lama_backend.acceleration.allocator), to see how much of the ratio it makes")
+    parser.add_argument("--tune-reference-openmp", action="store_true",
+                        help="give the reference the backend's shorter OpenMP spin too (lama_backend.openmp_env)")
     parser.add_argument("--refine", type=int, default=None, metavar="SIZE",
                         help="measure refinement at SIZE x SIZE with a wide hole (runs only this)")
     parser.add_argument("--refine-iters", type=int, default=15, help="Adam steps per refined scale")
@@ -296,6 +302,10 @@ def main() -> None:
     if args.device == "cpu":
         print("# allocator: the fast path keeps freed blocks up to 32 MiB for reuse (glibc); the reference "
               + ("does too (--tune-reference-allocator)" if args.tune_reference_allocator else "runs with the defaults"))
+        print("# OpenMP: the fast path spins GOMP_SPINCOUNT=10000 as lama-backend sets it; the reference "
+              + ("does too (--tune-reference-openmp)" if args.tune_reference_openmp else "runs with the defaults")
+              + (f" (GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']} set by you applies to both)"
+                 if "GOMP_SPINCOUNT" in os.environ else ""))
     if args.device != "cpu":
         if not torch.cuda.is_available():
             raise SystemExit(f"--device {args.device}: PyTorch sees no CUDA GPU")
@@ -304,6 +314,10 @@ def main() -> None:
               f"of a steady pass (first pass with cuDNN autotuning in brackets)")
     elif "fp16" in args.precisions:
         raise SystemExit("fp16 is for CUDA only (use --device cuda)")
+    if args.device == "cpu":
+        from lama_backend.acceleration.kernels import nnpack_usable
+        print("# fast-fp32: the blocks' 3x3 convolutions run "
+              + ("NNPACK's Winograd / FFT kernels" if nnpack_usable() else "oneDNN direct (this torch has no working NNPACK)"))
     native = cpu_bf16_support()
     if args.device == "cpu" and "bf16" in args.precisions and native is None:
         print("# this CPU has no native bf16 (no AVX512-BF16, no AMX): the fast-bf16 row is emulated and "
