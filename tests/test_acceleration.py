@@ -13,7 +13,7 @@ from torch import nn
 
 from lama_backend.acceleration import FastGenerator, UnsupportedGenerator
 from lama_backend.acceleration.folding import batch_norm_affine, fold
-from lama_backend.acceleration.kernels import mkldnn_fused_ops_available, nnpack_usable
+from lama_backend.acceleration.kernels import NnpackKernel, mkldnn_fused_ops_available, nnpack_usable
 from lama_backend.acceleration.memory import memory_budget, parse_memory_size
 from lama_backend.acceleration.runtime import (
     configure_cpu_threads, configure_cuda, cpu_bf16_support, cudnn_autotune, resolve_precision,
@@ -78,6 +78,7 @@ def test_fast_fp32_equals_eager(use_mkldnn, use_nnpack, size):
     x = network_input(*size, seed=size[0])
     fast = FastGenerator(generator, precision="fp32", use_mkldnn=use_mkldnn, use_nnpack=use_nnpack)
     assert fast.use_nnpack == use_nnpack
+    assert isinstance(fast.decoder[-1].kernel, NnpackKernel) == use_nnpack  # the 3-channel output conv
     want = eager(generator, x)
     got = fast(x)
     assert got.shape == want.shape and got.dtype == torch.float32
@@ -203,8 +204,11 @@ def test_pointwise_kernel_changes_layout_and_matches_conv():
     planar = x.contiguous()
     assert (with_bias.to_planes(planar, relu=True) - planes).abs().max().item() < 1e-5
     for kernel, bias_term in ((with_bias, bias), (plain, None)):
-        out = kernel.from_planes(planar, relu=True, add=add.contiguous(), channels_last=False)
-        assert out.is_contiguous()
+        given = add.contiguous()
+        out = kernel.from_planes(planar, relu=True, add=given, channels_last=False)
+        assert out.is_contiguous() and out.data_ptr() == given.data_ptr()  # summed into in place
+        strided = kernel.from_planes(planar, relu=True, add=add, channels_last=False)  # channels_last add: copied
+        assert (strided - out).abs().max().item() < 1e-6
         assert (out - (F.conv2d(x, weight, bias_term) + add).relu()).abs().max().item() < 1e-5
         bare = kernel.from_planes(planar, channels_last=False)
         assert (bare - F.conv2d(x, weight, bias_term)).abs().max().item() < 1e-5
@@ -220,8 +224,6 @@ def test_nnpack_kernel_matches_conv(monkeypatch):
 
     from lama_backend.acceleration import kernels
     from lama_backend.acceleration.folding import FoldedConv
-    from lama_backend.acceleration.kernels import NnpackKernel
-
     generator = torch.Generator().manual_seed(11)
     weight = torch.randn(24, 16, 3, 3, generator=generator) * 0.1
     bias = torch.randn(24, generator=generator)
@@ -277,6 +279,15 @@ def test_merged_local_convolution_and_planar_padding():
     assert (F.conv2d(padded, merged.weight, merged.bias) - want).abs().max().item() < 1e-5
     with pytest.raises(UnsupportedGenerator):
         concat_inputs(first, FoldedConv(weight=torch.randn(6, 5, 3, 3), bias=None))
+
+
+def test_planes_of_is_an_exact_layout_copy():
+    from lama_backend.acceleration.kernels import planes_of
+
+    x = torch.randn(2, 6, 5, 7) * 1e3
+    for given in (x.contiguous(memory_format=torch.channels_last), x, x.double()):
+        planes = planes_of(given)
+        assert planes.is_contiguous() and torch.equal(planes, given)
 
 
 def test_memory_sizes_parse():

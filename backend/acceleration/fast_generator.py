@@ -15,7 +15,8 @@ run in float32 (CPU FFTs have no bf16, cuFFT half precision needs power-of-two s
 
 In float32 on a CPU whose torch has NNPACK, the blocks run on NCHW planes instead: their 3x3
 convolutions go to NNPACK's Winograd / FFT kernels (about 5x fewer multiply-adds), the local
-output l2l(x_l) + g2l(x_g) as one convolution over one padded copy of both parts.
+output l2l(x_l) + g2l(x_g) as one convolution over one padded copy of both parts; so does the
+decoder's last convolution when it has only a few output channels.
 """
 from __future__ import annotations
 
@@ -30,10 +31,14 @@ from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlo
 from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_inputs, concat_outputs,
                       conv_as_folded, fold)
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
-from .kernels import ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable
+from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
+                      planes_of)
 
 #: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
 MIN_TILE = 2
+#: the decoder's last convolution goes to NNPACK when it has at most this many output channels
+#: (oneDNN's direct kernels are slow for a handful of outputs: 7x7, 64 -> 3 ran at ~18 GMAC/s)
+NNPACK_MAX_NARROW_OUTPUT = 4
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _CL = torch.channels_last
 
@@ -227,8 +232,9 @@ class FastGenerator:
 
     precision: "fp32" (default; equals the eager pass within float rounding), "bf16" or "fp16"
     (convolutions in half precision, Fourier units in fp32).
-    use_nnpack: run the blocks' 3x3 convolutions on NCHW planes through NNPACK's Winograd / FFT
-    kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
+    use_nnpack: run the blocks' 3x3 convolutions (on NCHW planes) and the decoder's last
+    convolution when it has at most NNPACK_MAX_NARROW_OUTPUT channels through NNPACK's Winograd /
+    FFT kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
@@ -264,10 +270,13 @@ class FastGenerator:
     def _nnpack_kernel(self, folded: FoldedConv) -> NnpackKernel:
         return NnpackKernel(folded.to_float32(), self.device)
 
-    def _local(self, folded: FoldedConv, pad: int, relu: bool) -> LocalLayer:
+    def _local(self, folded: FoldedConv, pad: int, relu: bool, last: bool = False) -> LocalLayer:
         geometry = LayerGeometry(folded.kernel, folded.stride, folded.padding if folded.transposed else pad,
                                  folded.dilation, folded.transposed, folded.output_padding)
-        return LocalLayer(geometry, self._kernel(folded), relu, folded.in_channels, folded.out_channels)
+        narrow_output = (last and self.use_nnpack and not folded.transposed and folded.stride == 1
+                         and folded.out_channels <= NNPACK_MAX_NARROW_OUTPUT)
+        kernel = self._nnpack_kernel(folded) if narrow_output else self._kernel(folded)
+        return LocalLayer(geometry, kernel, relu, folded.in_channels, folded.out_channels)
 
     def _build(self, layers: list[nn.Module]) -> None:
         self.encoder: list[LocalLayer] = []
@@ -315,7 +324,8 @@ class FastGenerator:
                     pad = pad or own
                 elif pad:
                     raise UnsupportedGenerator("reflection pad before a transposed convolution")
-                self.decoder.append(self._local(fold(layer, bn), pad, relu))
+                last = not any(isinstance(rest, (nn.Conv2d, nn.ConvTranspose2d)) for rest in layers[index:])
+                self.decoder.append(self._local(fold(layer, bn), pad, relu, last=last))
                 pending_pad = 0
             elif isinstance(layer, (nn.Sigmoid, nn.Tanh)) and index == len(layers):
                 self.out_activation = "sigmoid" if isinstance(layer, nn.Sigmoid) else "tanh"
@@ -380,7 +390,9 @@ class FastGenerator:
                    cols: list[AxisStep]) -> torch.Tensor:
         for layer, row, col in zip(layers, rows, cols):
             pads = (col.pad_before, col.pad_after, row.pad_before, row.pad_after)
-            if any(pads):
+            if isinstance(layer.kernel, NnpackKernel):  # NCHW input: converted, then padded
+                x = _reflect_pad_planes((planes_of(x),), pads)
+            elif any(pads):
                 x = F.pad(x, pads, mode="reflect")
             x = layer.kernel(x, relu=layer.relu)
             if layer.geometry.transposed and (row.crop_start, row.crop_stop, col.crop_start, col.crop_stop) != (
@@ -468,7 +480,9 @@ class FastGenerator:
             out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
             produced = layer.out_channels * out_rows * out_cols
             cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
-            live = held + (padded if padded != held else 0) + produced + (cropped if layer.geometry.transposed else 0)
+            converted = held if isinstance(layer.kernel, NnpackKernel) else 0  # the NCHW copy of its input
+            live = held + (padded if padded != held else 0) + converted + produced + (
+                cropped if layer.geometry.transposed else 0)
             peak = max(peak, live)
         return peak * item * batch
 

@@ -5,8 +5,9 @@ weights reordered once per input shape, channels_last activations, the bias, the
 the ReLU fused into the convolution. `aten` (CUDA, or a CPU build without oneDNN):
 `F.conv2d` / `F.conv_transpose2d` followed by in-place add and ReLU.
 
-`NnpackKernel` is a third way for the FFC blocks' 3x3 float32 convolutions on CPU: NNPACK's
-Winograd and FFT kernels, which need about 5x fewer multiply-adds than a direct convolution.
+`NnpackKernel` is a third way for float32 on CPU (the FFC blocks' 3x3 convolutions and the
+decoder's 3-channel last one): NNPACK's Winograd and FFT kernels, which need about 5x fewer
+multiply-adds than a direct convolution.
 """
 from __future__ import annotations
 
@@ -131,6 +132,24 @@ def nnpack_usable() -> bool:
         return False
 
 
+def planes_of(x: torch.Tensor) -> torch.Tensor:
+    """An NCHW-contiguous copy of `x`; from float32 channels_last by products with the identity.
+
+    MKL's blocked matrix product transposes a (pixels x channels) matrix faster than a strided
+    copy does (a 64-channel 512 x 512 map: 43 ms against 78 ms on 2 cores), and 1 * v + 0 * w is
+    v exactly for finite values.
+    """
+    batch, channels, height, width = x.shape
+    if x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last) or x.dtype != torch.float32:
+        return x.contiguous()
+    identity = torch.eye(channels, device=x.device, dtype=x.dtype)
+    out = torch.empty(batch, channels, height * width, device=x.device, dtype=x.dtype)
+    columns = x.flatten(2)  # (batch, channels, pixels), a view whose channels are contiguous
+    for index in range(batch):
+        torch.mm(identity, columns[index], out=out[index])
+    return out.view(batch, channels, height, width)
+
+
 class NnpackKernel:
     """A stride-1 float32 convolution through NNPACK: y = relu?(conv(x) + bias + add?), NCHW output.
 
@@ -138,8 +157,9 @@ class NnpackKernel:
     F(6x6, 3x3) for 3x3 kernels (64 products per input-output channel pair make 36 outputs,
     where a direct convolution needs 324) or FFTs, whichever tiling suits the map. That is about
     5x fewer multiply-adds than oneDNN's direct convolution; on a 2-core AVX-512 CPU it ran the
-    FFC blocks' 3x3 convolutions about twice as fast in spite of NNPACK's narrower AVX2 kernels
-    (benchmarks/README.md). The price is rounding, up to about 10x a direct convolution's
+    FFC blocks' 3x3 convolutions about twice as fast in spite of NNPACK's narrower AVX2 kernels,
+    and the decoder's last convolution (7x7, 64 -> 3 channels, which oneDNN runs at ~20 GMAC/s)
+    about 3x as fast (benchmarks/README.md). The price is rounding, up to about 10x a direct convolution's
     (relative ~1e-5 in float32), far inside the fast path's 1e-4 bound on the generator output.
     NCHW input (other layouts are copied). Float32 on CPU only: NNPACK has no bf16.
 
@@ -241,16 +261,23 @@ class PointwiseKernel:
 
     def _planes_to_planes(self, planes: torch.Tensor, height: int, width: int, relu: bool,
                           add: torch.Tensor | None) -> torch.Tensor:
+        """NCHW out; an NCHW-contiguous `add` (a temporary the caller gives up) is summed into in
+        place, which saves the product a copy of it."""
         batch = planes.shape[0]
-        out = torch.empty(batch, self.out_channels, height * width, device=planes.device, dtype=self.weight.dtype)
-        if add is not None:
-            add = add.reshape(batch, self.out_channels, height * width)
-        for index in range(batch):
-            base = add[index] if add is not None else (None if self.bias is None else self.bias[:, None])
-            if base is None:
-                torch.mm(self.weight, planes[index], out=out[index])
-            else:
-                torch.addmm(base, self.weight, planes[index], out=out[index])
+        if add is not None and add.is_contiguous() and add.dtype == self.weight.dtype:
+            out = add.view(batch, self.out_channels, height * width)
+            for index in range(batch):
+                out[index].addmm_(self.weight, planes[index])
+        else:
+            out = torch.empty(batch, self.out_channels, height * width, device=planes.device, dtype=self.weight.dtype)
+            if add is not None:
+                add = add.reshape(batch, self.out_channels, height * width)
+            for index in range(batch):
+                base = add[index] if add is not None else (None if self.bias is None else self.bias[:, None])
+                if base is None:
+                    torch.mm(self.weight, planes[index], out=out[index])
+                else:
+                    torch.addmm(base, self.weight, planes[index], out=out[index])
         if add is not None and self.bias is not None:
             out.add_(self.bias[:, None])
         if relu:
