@@ -391,7 +391,10 @@ class FastGenerator:
         for layer, row, col in zip(layers, rows, cols):
             pads = (col.pad_before, col.pad_after, row.pad_before, row.pad_after)
             if isinstance(layer.kernel, NnpackKernel):  # NCHW input: converted, then padded
-                x = _reflect_pad_planes((planes_of(x),), pads)
+                planes = planes_of(x)
+                del x  # a decoder layer's output: gone before the padded copy is made (-1 GiB at 2048 px)
+                x = _reflect_pad_planes((planes,), pads)
+                del planes
             elif any(pads):
                 x = F.pad(x, pads, mode="reflect")
             x = layer.kernel(x, relu=layer.relu)
@@ -480,8 +483,9 @@ class FastGenerator:
             out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
             produced = layer.out_channels * out_rows * out_cols
             cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
-            converted = held if isinstance(layer.kernel, NnpackKernel) else 0  # the NCHW copy of its input
-            live = held + (padded if padded != held else 0) + converted + produced + (
+            # an NNPACK layer's NCHW copy of its input is freed once padded, before the output exists
+            converted = held if isinstance(layer.kernel, NnpackKernel) else 0
+            live = held + (padded if padded != held else 0) + max(converted, produced) + (
                 cropped if layer.geometry.transposed else 0)
             peak = max(peak, live)
         return peak * item * batch
