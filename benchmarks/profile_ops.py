@@ -6,7 +6,8 @@ speed-up over the reference at the size given: the reference's best wall time ov
 path's best wall time times its share of convolutions and GEMMs (a share measured within one
 profiled call, so a noisy host moves it little). Weights, input and allocator settings as in
 generator.py (the reference runs first, with glibc's defaults; then the fast path with the
-backend's setting).
+backend's setting), except that both run with the backend's OpenMP spin setting (one process).
+The fast path's convolutions are oneDNN's, and in fp32 NNPACK's for the FFC blocks.
 Run: `.venv/bin/python benchmarks/profile_ops.py [SIZE]` (default 512).
 """
 from __future__ import annotations
@@ -15,7 +16,11 @@ import collections
 import sys
 from pathlib import Path
 
-import torch
+from lama_backend.openmp_env import shorten_openmp_spin  # imports no torch
+
+shorten_openmp_spin()  # as lama-backend does, before torch loads (here for both paths)
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generator import build_generator, calibrate_output_range, network_input  # noqa: E402
