@@ -212,6 +212,17 @@ def test_pointwise_kernel_changes_layout_and_matches_conv():
         assert (out - (F.conv2d(x, weight, bias_term) + add).relu()).abs().max().item() < 1e-5
         bare = kernel.from_planes(planar, channels_last=False)
         assert (bare - F.conv2d(x, weight, bias_term)).abs().max().item() < 1e-5
+    # the NNPACK blocks' kernels: NCHW -> NCHW through F.conv2d; channels_last input still by products
+    for bias_term in (bias, None):
+        conv = PointwiseKernel(FoldedConv(weight=weight, bias=bias_term), torch.device("cpu"), torch.float32,
+                               conv_on_planes=True)
+        expected = F.conv2d(x, weight, bias_term)
+        reduced = conv.to_planes(planar, relu=True)
+        assert reduced.is_contiguous() and (reduced - expected.relu()).abs().max().item() < 1e-5
+        assert (conv.to_planes(x, relu=True) - expected.relu()).abs().max().item() < 1e-5
+        summed = conv.from_planes(planar, relu=True, add=add.contiguous(), channels_last=False)
+        assert summed.is_contiguous() and (summed - (expected + add).relu()).abs().max().item() < 1e-5
+        assert (conv.from_planes(planar, channels_last=False) - expected).abs().max().item() < 1e-5
     with pytest.raises(ValueError, match="1x1"):
         PointwiseKernel(FoldedConv(weight=torch.zeros(6, 10, 3, 3), bias=None), torch.device("cpu"), torch.float32)
 

@@ -140,8 +140,9 @@ class FastFFCLayer:
         if conv1.kernel_size != (1, 1) or spectral.conv2.kernel_size != (1, 1) or conv1.groups != 1 \
                 or spectral.conv2.groups != 1:
             raise UnsupportedGenerator("the spectral transform's convolutions must be plain 1x1 convolutions")
-        self.st_conv2 = PointwiseKernel(conv_as_folded(spectral.conv2).scaled(scale_g).to_float32(), device, dtype)
-        self.st_conv1 = PointwiseKernel(fold(conv1, bn1).to_float32(), device, dtype)
+        self.st_conv2 = PointwiseKernel(conv_as_folded(spectral.conv2).scaled(scale_g).to_float32(), device, dtype,
+                                        conv_on_planes=planar)
+        self.st_conv1 = PointwiseKernel(fold(conv1, bn1).to_float32(), device, dtype, conv_on_planes=planar)
         self.st_relu = _activation_is_relu(act1)
         unit = spectral.fu
         if unit.groups != 1:
