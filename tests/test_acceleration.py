@@ -178,11 +178,12 @@ def test_kernel_packs_weights_per_input_shape():
     assert (1, 8, 18, 18) in kernel._packed and (1, 8, 10, 12) not in kernel._packed
 
 
-def test_pointwise_kernel_changes_layout_and_matches_conv():
+def test_pointwise_kernel_changes_layout_and_matches_conv(monkeypatch):
     """The spectral transform's 1x1 convolutions as matrix products: channels_last -> NCHW and back,
     batch > 1, fused residual add and ReLU, same result as F.conv2d."""
     import torch.nn.functional as F
 
+    from lama_backend.acceleration import kernels
     from lama_backend.acceleration.folding import FoldedConv
     from lama_backend.acceleration.kernels import PointwiseKernel
 
@@ -223,6 +224,14 @@ def test_pointwise_kernel_changes_layout_and_matches_conv():
         summed = conv.from_planes(planar, relu=True, add=add.contiguous(), channels_last=False)
         assert summed.is_contiguous() and (summed - (expected + add).relu()).abs().max().item() < 1e-5
         assert (conv.from_planes(planar, channels_last=False) - expected).abs().max().item() < 1e-5
+        # a large map: products, the residual summed into in place (no third map-sized tensor)
+        monkeypatch.setattr(kernels, "CONV_ON_PLANES_MAX_CELLS", 5 * 7 - 1)
+        given = add.contiguous()
+        summed_in_place = conv.from_planes(planar, relu=True, add=given, channels_last=False)
+        assert summed_in_place.data_ptr() == given.data_ptr()
+        assert (summed_in_place - (expected + add).relu()).abs().max().item() < 1e-5
+        assert (conv.to_planes(planar, relu=True) - expected.relu()).abs().max().item() < 1e-5
+        monkeypatch.undo()
     with pytest.raises(ValueError, match="1x1"):
         PointwiseKernel(FoldedConv(weight=torch.zeros(6, 10, 3, 3), bias=None), torch.device("cpu"), torch.float32)
 

@@ -23,6 +23,10 @@ from .folding import FoldedConv
 PACKED_SHAPES_KEPT = 4
 #: output cells per NNPACK call (a 128 x 128 map, 1024 px input: one call); larger maps go in strips
 NNPACK_CELLS_PER_CALL = 128 * 128
+#: a pointwise kernel with `conv_on_planes` uses F.conv2d on maps up to this many cells; larger
+#: maps use MKL's product, summed into the residual in place (F.conv2d needs a third map-sized
+#: tensor there, and the 4096 px tiled pass peaked 0.13 GiB higher with it, for no speed gain)
+CONV_ON_PLANES_MAX_CELLS = 128 * 128
 
 
 def mkldnn_fused_ops_available() -> bool:
@@ -211,7 +215,7 @@ class PointwiseKernel:
     With `conv_on_planes` (the NNPACK blocks, whose activations are all NCHW planes), NCHW input
     to NCHW output goes to `F.conv2d` (oneDNN) instead of MKL's product: on a 2-core Zen 5 the
     blocks ran 2-5 % faster that way (MKL's sgemm reached 67-83 GMAC/s on these shapes, oneDNN
-    90-100).
+    90-100). Large maps (over CONV_ON_PLANES_MAX_CELLS) keep the products, for memory.
     """
 
     def __init__(self, folded: FoldedConv, device: torch.device, dtype: torch.dtype,
@@ -232,7 +236,7 @@ class PointwiseKernel:
 
     def to_planes(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """channels_last or NCHW input -> NCHW-contiguous output."""
-        if self.conv_on_planes and x.is_contiguous():
+        if self.conv_on_planes and x.is_contiguous() and x.shape[-2] * x.shape[-1] <= CONV_ON_PLANES_MAX_CELLS:
             y = F.conv2d(x, self.weight_4d, self.bias)
             return y.relu_() if relu else y
         batch, _, height, width = x.shape
@@ -275,7 +279,7 @@ class PointwiseKernel:
         """NCHW out; an NCHW-contiguous `add` (a temporary the caller gives up) is summed into in
         place, which saves the product a copy of it."""
         batch = planes.shape[0]
-        if self.conv_on_planes:
+        if self.conv_on_planes and height * width <= CONV_ON_PLANES_MAX_CELLS:
             y = F.conv2d(planes.view(batch, self.in_channels, height, width), self.weight_4d, self.bias)
             if add is not None:
                 y.add_(add)
