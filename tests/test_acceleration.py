@@ -214,16 +214,23 @@ def test_pointwise_kernel_changes_layout_and_matches_conv(monkeypatch):
         bare = kernel.from_planes(planar, channels_last=False)
         assert (bare - F.conv2d(x, weight, bias_term)).abs().max().item() < 1e-5
     # the NNPACK blocks' kernels: NCHW -> NCHW through F.conv2d; channels_last input still by products
+    conv_calls = []
+    real_conv2d, conv_limit = kernels.F.conv2d, kernels.CONV_ON_PLANES_MAX_CELLS
+    monkeypatch.setattr(kernels.F, "conv2d", lambda *args: conv_calls.append(1) or real_conv2d(*args))
     for bias_term in (bias, None):
         conv = PointwiseKernel(FoldedConv(weight=weight, bias=bias_term), torch.device("cpu"), torch.float32,
                                conv_on_planes=True)
         expected = F.conv2d(x, weight, bias_term)
+        conv_calls.clear()
         reduced = conv.to_planes(planar, relu=True)
         assert reduced.is_contiguous() and (reduced - expected.relu()).abs().max().item() < 1e-5
+        assert len(conv_calls) == 1
         assert (conv.to_planes(x, relu=True) - expected.relu()).abs().max().item() < 1e-5
+        assert len(conv_calls) == 1  # channels_last input: products
         summed = conv.from_planes(planar, relu=True, add=add.contiguous(), channels_last=False)
         assert summed.is_contiguous() and (summed - (expected + add).relu()).abs().max().item() < 1e-5
         assert (conv.from_planes(planar, channels_last=False) - expected).abs().max().item() < 1e-5
+        assert len(conv_calls) == 3
         # a large map: products, the residual summed into in place (no third map-sized tensor)
         monkeypatch.setattr(kernels, "CONV_ON_PLANES_MAX_CELLS", 5 * 7 - 1)
         given = add.contiguous()
@@ -231,7 +238,8 @@ def test_pointwise_kernel_changes_layout_and_matches_conv(monkeypatch):
         assert summed_in_place.data_ptr() == given.data_ptr()
         assert (summed_in_place - (expected + add).relu()).abs().max().item() < 1e-5
         assert (conv.to_planes(planar, relu=True) - expected.relu()).abs().max().item() < 1e-5
-        monkeypatch.undo()
+        assert len(conv_calls) == 3
+        monkeypatch.setattr(kernels, "CONV_ON_PLANES_MAX_CELLS", conv_limit)
     with pytest.raises(ValueError, match="1x1"):
         PointwiseKernel(FoldedConv(weight=torch.zeros(6, 10, 3, 3), bias=None), torch.device("cpu"), torch.float32)
 

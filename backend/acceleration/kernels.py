@@ -234,12 +234,21 @@ class PointwiseKernel:
         total = self.weight.numel() * self.weight.element_size()
         return total + (0 if self.bias is None else self.bias.numel() * self.bias.element_size())
 
+    def _conv_fits(self, height: int, width: int) -> bool:
+        return self.conv_on_planes and height * width <= CONV_ON_PLANES_MAX_CELLS
+
+    def _conv(self, planes: torch.Tensor, relu: bool, add: torch.Tensor | None = None) -> torch.Tensor:
+        """NCHW -> NCHW through F.conv2d: relu?(conv(planes) + bias + add?)."""
+        y = F.conv2d(planes, self.weight_4d, self.bias)
+        if add is not None:
+            y.add_(add)
+        return y.relu_() if relu else y
+
     def to_planes(self, x: torch.Tensor, relu: bool = False) -> torch.Tensor:
         """channels_last or NCHW input -> NCHW-contiguous output."""
-        if self.conv_on_planes and x.is_contiguous() and x.shape[-2] * x.shape[-1] <= CONV_ON_PLANES_MAX_CELLS:
-            y = F.conv2d(x, self.weight_4d, self.bias)
-            return y.relu_() if relu else y
         batch, _, height, width = x.shape
+        if x.is_contiguous() and self._conv_fits(height, width):
+            return self._conv(x, relu)
         columns = x.flatten(2)  # (batch, in, pixels): a view for either layout, which the product reads as it is
         out = torch.empty(batch, self.out_channels, height * width, device=x.device, dtype=self.weight.dtype)
         for index in range(batch):
@@ -276,14 +285,11 @@ class PointwiseKernel:
 
     def _planes_to_planes(self, planes: torch.Tensor, height: int, width: int, relu: bool,
                           add: torch.Tensor | None) -> torch.Tensor:
-        """NCHW out; an NCHW-contiguous `add` (a temporary the caller gives up) is summed into in
-        place, which saves the product a copy of it."""
+        """NCHW out; on the products path an NCHW-contiguous `add` (a temporary the caller gives
+        up) is summed into in place, which saves the product a copy of it."""
         batch = planes.shape[0]
-        if self.conv_on_planes and height * width <= CONV_ON_PLANES_MAX_CELLS:
-            y = F.conv2d(planes.view(batch, self.in_channels, height, width), self.weight_4d, self.bias)
-            if add is not None:
-                y.add_(add)
-            return y.relu_() if relu else y
+        if self._conv_fits(height, width):
+            return self._conv(planes.view(batch, self.in_channels, height, width), relu, add)
         if add is not None and add.is_contiguous() and add.dtype == self.weight.dtype:
             out = add.view(batch, self.out_channels, height * width)
             for index in range(batch):
