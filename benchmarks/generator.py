@@ -290,6 +290,9 @@ def main() -> None:
     parser.add_argument("--output", help=argparse.SUPPRESS)
     parser.add_argument("--worker-max-memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    bad = [size for size in args.sizes + [args.tiled or 8, args.refine or 8] if size < 8 or size % 8]
+    if bad:  # big-lama halves the image three times; otherwise the eager pass returns a larger image (500 -> 504)
+        parser.error(f"sizes must be positive multiples of 8, got {', '.join(map(str, bad))}")
     if args.worker:
         args.config = args.worker
         args.max_memory = args.worker_max_memory

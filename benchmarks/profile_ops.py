@@ -12,6 +12,7 @@ Run: `.venv/bin/python benchmarks/profile_ops.py [SIZE]` (default 512).
 """
 from __future__ import annotations
 
+import argparse
 import collections
 import sys
 from pathlib import Path
@@ -46,7 +47,11 @@ def math_fraction(run) -> tuple[float, collections.Counter]:
 
 
 def main() -> None:
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 512
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("size", nargs="?", type=int, default=512, help="image side in pixels (default 512)")
+    size = parser.parse_args().size
+    if size < 8 or size % 8:
+        parser.error(f"size must be a positive multiple of 8, got {size}")
     generator = build_generator("big-lama")
     calibrate_output_range(generator)
     x = network_input(size)
