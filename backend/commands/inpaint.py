@@ -68,17 +68,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-seamless", dest="seamless", action="store_false",
                         help="paste the network's fill as it is, without shifting it to meet the pixels "
                              "around the hole (default: seamless)")
-    parser.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
-                        help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
-                             "large images are tiled to fit")
+    parser.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE", help=MAX_MEMORY_HELP)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help=PRECISION_HELP)
     parser.set_defaults(func=inpaint_command)
 
 
 PRECISION_HELP = ("auto (default): bf16 on CPUs with AMX or AVX512-BF16, else fp32; bf16 (or fp16) on CUDA. "
-                  "fp32 reproduces the plain float32 network exactly; bf16 is several times faster "
-                  "(Fourier transforms stay fp32)")
+                  "fp32 reproduces the plain float32 network (to float rounding, within 1e-4); bf16 is several "
+                  "times faster (Fourier transforms stay fp32)")
+MAX_MEMORY_HELP = ("memory budget for one pass of the network, e.g. 4G: weights, activations and image buffers; "
+                   "the backend process itself needs about 0.3-0.6 GiB more (default: 60%% of free RAM, or of free "
+                   "GPU memory). Large images are tiled to fit")
 
 
 def memory_size(text: str) -> int:

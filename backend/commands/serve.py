@@ -11,7 +11,7 @@ from pathlib import Path
 from lama_training.utils.cli import CommandError
 
 from ..client.protocol import DEFAULT_ADDRESS
-from .inpaint import PRECISION_HELP
+from .inpaint import MAX_MEMORY_HELP, PRECISION_HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int, default=8192 * 8192, help="pixel budget per job")
     parser.add_argument("--max-queued", type=int, default=16, help="queued jobs allowed per client")
     parser.add_argument("--log-file", type=Path, default=None, help="also write the log to this file")
-    parser.add_argument("--max-memory", default=None, metavar="SIZE",
-                        help="memory budget per pass, e.g. 4G (default: 60%% of free RAM, or of free GPU memory); "
-                             "large images are tiled to fit")
+    parser.add_argument("--max-memory", default=None, metavar="SIZE", help=MAX_MEMORY_HELP)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto", help=PRECISION_HELP)
     parser.set_defaults(func=serve)
 
