@@ -24,7 +24,7 @@ shorten_openmp_spin()  # as lama-backend does, before torch loads (here for both
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from generator import build_generator, calibrate_output_range, network_input  # noqa: E402
+from generator import build_generator, calibrate_output_range, check_sizes, network_input  # noqa: E402
 from timing import best_wall  # noqa: E402
 
 from lama_backend.acceleration import FastGenerator  # noqa: E402
@@ -50,8 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("size", nargs="?", type=int, default=512, help="image side in pixels (default 512)")
     size = parser.parse_args().size
-    if size < 8 or size % 8:
-        parser.error(f"size must be a positive multiple of 8, got {size}")
+    check_sizes(parser, [size])
     generator = build_generator("big-lama")
     calibrate_output_range(generator)
     x = network_input(size)

@@ -24,7 +24,7 @@ def test_generator_rejects_sizes_that_are_not_multiples_of_8(args):
 
 
 @pytest.mark.parametrize("args, code, text", [(("--help",), 0, "usage"), (("abc",), 2, "invalid int value"),
-                                              (("100",), 2, "multiple of 8")])
+                                              (("100",), 2, "multiples of 8")])
 def test_profile_ops_parses_its_size(args, code, text):
     result = run_script("profile_ops.py", *args)
     assert result.returncode == code
