@@ -1,10 +1,11 @@
 """OpenMP's idle spinning, shortened for the backend process before torch loads.
 
 After each parallel region, GNU OpenMP (torch's thread pool on Linux) keeps its worker threads
-spinning for about 300,000 iterations in case more work comes. NNPACK, which runs the fast fp32
-path's Winograd convolutions, brings its own thread pool, and on a 2-core CPU the two pools'
-spinning threads then take turns stealing each other's cores: the 512 px fp32 pass took 2.05-2.24 s
-with the default against 1.78 s with a spin count of 10,000 (benchmarks/README.md). libgomp reads
+spinning for about 300,000 iterations in case more work comes. NNPACK, which runs some of the fast
+fp32 path's convolutions, brings its own thread pool, and on a 2-core CPU the two pools' spinning
+threads then take turns stealing each other's cores: the 512 px fp32 pass took 2.05-2.24 s with
+the default against 1.78 s with a spin count of 10,000, when NNPACK ran the blocks
+(benchmarks/README.md). libgomp reads
 the setting once, when it loads, so this must run before `import torch`; a value the user set
 (GOMP_SPINCOUNT or OMP_WAIT_POLICY) always wins.
 """

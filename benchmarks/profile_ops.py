@@ -7,7 +7,8 @@ path's best wall time times its share of convolutions and GEMMs (a share measure
 profiled call, so a noisy host moves it little). Weights, input and allocator settings as in
 generator.py (the reference runs first, with glibc's defaults; then the fast path with the
 backend's setting), except that both run with the backend's OpenMP spin setting (one process).
-The fast path's convolutions are oneDNN's, and in fp32 NNPACK's for the FFC blocks.
+The fast path's convolutions are oneDNN's, and in fp32 Winograd products (MKL's bmm / mm) for
+the FFC blocks and NNPACK's for the decoder's last one.
 Run: `.venv/bin/python benchmarks/profile_ops.py [SIZE]` (default 512).
 """
 from __future__ import annotations

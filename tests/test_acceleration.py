@@ -70,14 +70,19 @@ def test_batch_norm_folding_is_exact_affine():
     assert scale.shape == shift.shape == (7,)
 
 
+@pytest.mark.parametrize("use_winograd", [True, False])
 @pytest.mark.parametrize("use_nnpack", NNPACK)
 @pytest.mark.parametrize("use_mkldnn", BACKENDS)
 @pytest.mark.parametrize("size", [(64, 64), (72, 104), (40, 96)])
-def test_fast_fp32_equals_eager(use_mkldnn, use_nnpack, size):
+def test_fast_fp32_equals_eager(use_mkldnn, use_nnpack, use_winograd, size):
+    """Every way of running the convolutions; (72, 104) and (40, 96) give block maps of 9 x 13 and
+    5 x 12 cells, which Winograd's 4 x 4 tiles do not divide."""
     generator = small_generator(seed=size[1])
     x = network_input(*size, seed=size[0])
-    fast = FastGenerator(generator, precision="fp32", use_mkldnn=use_mkldnn, use_nnpack=use_nnpack)
+    fast = FastGenerator(generator, precision="fp32", use_mkldnn=use_mkldnn, use_nnpack=use_nnpack,
+                         use_winograd=use_winograd)
     assert fast.use_nnpack == use_nnpack
+    assert fast.block_convs == ("winograd" if use_winograd else "nnpack" if use_nnpack else "direct")
     assert isinstance(fast.decoder[-1].kernel, NnpackKernel) == use_nnpack  # the 3-channel output conv
     want = eager(generator, x)
     got = fast(x)
@@ -87,20 +92,25 @@ def test_fast_fp32_equals_eager(use_mkldnn, use_nnpack, size):
     assert want.std() > 1e-3
 
 
-@pytest.mark.skipif(not nnpack_usable(), reason="this torch build has no working NNPACK")
-def test_nnpack_blocks_handle_a_batch():
-    """Batch > 1: the local planes of the padded block input are then a strided slice."""
+@pytest.mark.parametrize("use_winograd", [True, False] if nnpack_usable() else [True])
+def test_blocks_handle_a_batch(use_winograd):
+    """Batch > 1: the local part of the padded block input is then a strided slice (NNPACK), and
+    Winograd's tiles are gathered image by image."""
     generator = small_generator(seed=9)
     x = torch.cat([network_input(48, 56, seed=1), network_input(48, 56, seed=2)])
-    got = FastGenerator(generator, use_nnpack=True)(x)
+    got = FastGenerator(generator, use_nnpack=not use_winograd or None, use_winograd=use_winograd)(x)
     assert (got - eager(generator, x)).abs().max().item() < TOLERANCE
 
 
-def test_nnpack_is_float32_on_cpu_only():
+def test_nnpack_and_winograd_are_float32_on_cpu_only():
     with pytest.raises(ValueError, match="float32"):
         FastGenerator(small_generator(), precision="bf16", use_nnpack=True)
-    assert not FastGenerator(small_generator(), precision="bf16").use_nnpack
-    assert FastGenerator(small_generator()).use_nnpack == nnpack_usable()
+    with pytest.raises(ValueError, match="float32"):
+        FastGenerator(small_generator(), precision="bf16", use_winograd=True)
+    bf16 = FastGenerator(small_generator(), precision="bf16")
+    assert not bf16.use_nnpack and not bf16.use_winograd and bf16.block_convs == "direct"
+    fp32 = FastGenerator(small_generator())
+    assert fp32.use_nnpack == nnpack_usable() and fp32.block_convs == "winograd"
 
 
 def test_fast_path_matches_big_lama_structure_with_official_fixture(reference_dir):
@@ -196,8 +206,12 @@ def test_pointwise_kernel_changes_layout_and_matches_conv(monkeypatch):
     planes = with_bias.to_planes(x, relu=True)
     assert planes.is_contiguous()
     assert (planes - F.conv2d(x, weight, bias).relu()).abs().max().item() < 1e-5
-    back = with_bias.from_planes(x.contiguous(), relu=True, add=add)
+    given = add.clone()
+    back = with_bias.from_planes(x.contiguous(), relu=True, add=given)
     assert back.is_contiguous(memory_format=torch.channels_last)
+    assert back.data_ptr() == given.data_ptr()  # summed into in place
+    strided = with_bias.from_planes(x.contiguous(), relu=True, add=add.contiguous())  # NCHW add: copied
+    assert (strided - back).abs().max().item() < 1e-6
     assert (back - (F.conv2d(x, weight, bias) + add).relu()).abs().max().item() < 1e-5
     plain = PointwiseKernel(FoldedConv(weight=weight, bias=None), torch.device("cpu"), torch.float32)
     assert (plain.from_planes(x.contiguous()) - F.conv2d(x, weight)).abs().max().item() < 1e-5
@@ -275,11 +289,14 @@ def test_nnpack_kernel_matches_conv(monkeypatch):
     calls = []
     convolve = torch._nnpack_spatial_convolution
     monkeypatch.setattr(torch, "_nnpack_spatial_convolution", lambda *args: calls.append(args[0].shape) or convolve(*args))
-    for cells, strips in ((4 * 11, 7), (1, 28)):  # 28 output rows: strips of 4 rows; one row per call
-        monkeypatch.setattr(kernels, "NNPACK_CELLS_PER_CALL", cells)
+    # the default: a workspace budget per call, shared by the input and output channels
+    assert kernel.cells_per_call == kernels.NNPACK_WORKSPACE_BYTES // (kernels.NNPACK_BYTES_PER_CELL_CHANNEL * 40)
+    # 28 output rows of 11 cells: strips of 4 rows; one row per call; 9 rows allowed: 4 strips of 7
+    for cells, strips, rows in ((4 * 11, 7, 4), (1, 28, 1), (9 * 11, 4, 7)):
+        monkeypatch.setattr(kernel, "cells_per_call", cells)
         calls.clear()
         assert (kernel(x, relu=True).double() - want).abs().max().item() < 1e-5 * scale
-        assert len(calls) == strips
+        assert len(calls) == strips and {shape[-2] for shape in calls} == {rows + 2}
     for bad in (FoldedConv(weight=weight, bias=None, stride=2), FoldedConv(weight=weight, bias=None, transposed=True)):
         with pytest.raises(ValueError, match="stride-1"):
             NnpackKernel(bad, torch.device("cpu"))
@@ -291,18 +308,24 @@ def test_merged_local_convolution_and_planar_padding():
     """l2l(x_l) + g2l(x_g) as one convolution over the concatenated, reflect-padded planes."""
     import torch.nn.functional as F
 
-    from lama_backend.acceleration.fast_generator import _reflect_pad_planes
+    from lama_backend.acceleration.fast_generator import _reflect_pad_concat
     from lama_backend.acceleration.folding import FoldedConv, concat_inputs
 
     generator = torch.Generator().manual_seed(4)
     x_l, x_g = torch.randn(2, 3, 9, 7, generator=generator), torch.randn(2, 5, 9, 7, generator=generator)
     for pads in [(1, 1, 1, 1), (3, 0, 2, 1), (0, 0, 0, 0)]:
         want = F.pad(torch.cat([x_l, x_g], dim=1), pads, mode="reflect")
-        assert torch.equal(_reflect_pad_planes((x_l, x_g), pads), want)
+        assert torch.equal(_reflect_pad_concat((x_l, x_g), pads), want)
+        # channels_last, and larger than the padded map (Winograd's whole tiles): zeros past it
+        rows, cols = want.shape[-2] + 3, want.shape[-1] + 2
+        wide = _reflect_pad_concat((x_l, x_g), pads, torch.channels_last, (rows, cols))
+        assert wide.is_contiguous(memory_format=torch.channels_last) and wide.shape[-2:] == (rows, cols)
+        assert torch.equal(wide[:, :, :want.shape[-2], :want.shape[-1]], want)
+        assert torch.equal(wide, F.pad(want, (0, 2, 0, 3)))
     first = FoldedConv(weight=torch.randn(4, 3, 3, 3, generator=generator), bias=torch.randn(4, generator=generator))
     second = FoldedConv(weight=torch.randn(4, 5, 3, 3, generator=generator), bias=None)
     merged = concat_inputs(first, second)
-    padded = _reflect_pad_planes((x_l, x_g), (1, 1, 1, 1))
+    padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1))
     want = F.conv2d(padded[:, :3], first.weight, first.bias) + F.conv2d(padded[:, 3:], second.weight)
     assert (F.conv2d(padded, merged.weight, merged.bias) - want).abs().max().item() < 1e-5
     with pytest.raises(UnsupportedGenerator):

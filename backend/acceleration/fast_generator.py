@@ -13,10 +13,12 @@ convolutions that read it, no autograd, and a Fourier unit that runs its 1x1 con
 matrix product on the spectrum in channels-last order (no stack / complex copies). The FFTs always
 run in float32 (CPU FFTs have no bf16, cuFFT half precision needs power-of-two sizes).
 
-In float32 on a CPU whose torch has NNPACK, the blocks run on NCHW planes instead: their 3x3
-convolutions go to NNPACK's Winograd / FFT kernels (about 5x fewer multiply-adds), the local
-output l2l(x_l) + g2l(x_g) as one convolution over one padded copy of both parts; so does the
-decoder's last convolution when it has only a few output channels.
+In float32 on the CPU the blocks' 3x3 convolutions run as Winograd F(4x4, 3x3) matrix products
+(winograd.py, 4x fewer multiply-adds): the local output l2l(x_l) + g2l(x_g) as one convolution
+over one padded copy of both parts, whose transformed tiles the global output l2g(x_l) reuses.
+Where torch has NNPACK, the decoder's last convolution (a few output channels, which oneDNN's
+direct kernels run slowly) goes to NNPACK's Winograd / FFT kernels; with `use_winograd=False`
+the blocks can run NNPACK's kernels too, on NCHW planes.
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, conca
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
+from .winograd import WinogradProduct, WinogradWeights, convolve, padded_size
+from .winograd import workspace_bytes as winograd_workspace
 
 #: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
 MIN_TILE = 2
@@ -40,6 +44,8 @@ MIN_TILE = 2
 #: (oneDNN's direct kernels are slow for a handful of outputs: 7x7, 64 -> 3 ran at ~18 GMAC/s)
 NNPACK_MAX_NARROW_OUTPUT = 4
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: how the FFC blocks' 3x3 convolutions run (see FastFFCLayer)
+BLOCK_CONVS = ("direct", "winograd", "nnpack")
 _CL = torch.channels_last
 
 
@@ -62,13 +68,23 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
 
 
-def _reflect_pad_planes(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, int, int]) -> torch.Tensor:
-    """The NCHW parts, concatenated along channels and reflect-padded by (left, right, top,
-    bottom), in one new tensor (one pass over each part instead of a pad and a concatenation)."""
+def _reflect_pad_concat(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, int, int],
+                        memory_format: torch.memory_format = torch.contiguous_format,
+                        size: tuple[int, int] | None = None) -> torch.Tensor:
+    """The parts, concatenated along channels and reflect-padded by (left, right, top, bottom), in
+    one new tensor (one pass over each part instead of a pad and a concatenation). `size` (rows,
+    cols) makes the tensor larger than the padded map, with zeros past it (Winograd's whole tiles)."""
     left, right, top, bottom = pads
     batch, _, height, width = parts[0].shape
     channels = sum(part.shape[1] for part in parts)
-    out = parts[0].new_empty(batch, channels, height + top + bottom, width + left + right)
+    rows, cols = height + top + bottom, width + left + right
+    total_rows, total_cols = size or (rows, cols)
+    out = torch.empty(batch, channels, total_rows, total_cols, device=parts[0].device, dtype=parts[0].dtype,
+                      memory_format=memory_format)
+    if total_rows > rows:
+        out[:, :, rows:] = 0
+    if total_cols > cols:
+        out[:, :, :rows, cols:] = 0
     start = 0
     for part in parts:
         out[:, start:start + part.shape[1], top:top + height, left:left + width] = part
@@ -79,9 +95,9 @@ def _reflect_pad_planes(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, i
     for i in range(bottom):
         out[:, :, top + height + i, inner] = out[:, :, top + height - 2 - i, inner]
     for j in range(left):
-        out[:, :, :, left - 1 - j] = out[:, :, :, left + 1 + j]
+        out[:, :, :rows, left - 1 - j] = out[:, :, :rows, left + 1 + j]
     for j in range(right):
-        out[:, :, :, left + width + j] = out[:, :, :, left + width - 2 - j]
+        out[:, :, :rows, left + width + j] = out[:, :, :rows, left + width - 2 - j]
     return out
 
 
@@ -105,13 +121,20 @@ def _reflect_padding(conv: nn.Module) -> int:
 class FastFFCLayer:
     """One `FFC_BN_ACT` of a ResNet block (local and global inputs and outputs, stride 1).
 
-    Activations are channels_last, or NCHW planes when `planar` (the layout NNPACK's kernels and
-    the FFTs want; `make_kernel` then gives kernels that take NCHW input).
+    `convs` says how the three 3x3 convolutions run: "direct" (`make_kernel`'s kernels on
+    channels_last activations), "winograd" (float32 CPU: Winograd products on channels_last
+    activations, one input transform shared by the local and global outputs), or "nnpack"
+    (activations are NCHW planes, the layout NNPACK's kernels and the FFTs want; `make_kernel`
+    then gives kernels that take NCHW input).
     """
 
     def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype,
-                 planar: bool = False) -> None:
-        self.planar = planar
+                 convs: str = "direct") -> None:
+        if convs not in BLOCK_CONVS:
+            raise ValueError(f"convs must be one of {', '.join(BLOCK_CONVS)}, got {convs!r}")
+        self.planar = convs == "nnpack"
+        self.winograd = convs == "winograd"
+        planar = self.planar
         ffc = layer.ffc
         parts = (ffc.convl2l, ffc.convl2g, ffc.convg2l)
         if not all(isinstance(conv, nn.Conv2d) for conv in parts) or not isinstance(ffc.convg2g, SpectralTransform):
@@ -129,13 +152,21 @@ class FastFFCLayer:
         # bn_l(l2l(x_l) + g2l(x_g)): both scaled, the shift enters once; likewise for bn_g
         l2l = conv_as_folded(ffc.convl2l).scaled(scale_l).with_bias(shift_l)
         g2l = conv_as_folded(ffc.convg2l).scaled(scale_l)
-        if planar:  # l2l(x_l) + g2l(x_g) as one convolution over the padded planes of both
+        l2g = conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g)
+        if self.winograd:  # l2l(x_l) + g2l(x_g) as one convolution over the padded maps of both
+            if self.pad != 1 or l2l.kernel != 3:
+                raise UnsupportedGenerator("Winograd block convolutions need 3x3 kernels padded by 1")
+            self.to_local = WinogradWeights(concat_inputs(l2l, g2l).to_float32(), device)
+            self.l2g = WinogradWeights(l2g.to_float32(), device)
+            local_kernels = (self.to_local,)
+        elif planar:  # the same merge, on NCHW planes
             self.to_local = make_kernel(concat_inputs(l2l, g2l))
+            self.l2g = make_kernel(l2g)
             local_kernels = (self.to_local,)
         else:
             self.l2l, self.g2l = make_kernel(l2l), make_kernel(g2l)
+            self.l2g = make_kernel(l2g)
             local_kernels = (self.l2l, self.g2l)
-        self.l2g = make_kernel(conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g))
         conv1, bn1, act1 = spectral.conv1
         if conv1.kernel_size != (1, 1) or spectral.conv2.kernel_size != (1, 1) or conv1.groups != 1 \
                 or spectral.conv2.groups != 1:
@@ -190,8 +221,14 @@ class FastFFCLayer:
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.planar:
-            padded = _reflect_pad_planes((x_l, x_g), (self.pad,) * 4)
+        if self.winograd:
+            height, width = x_l.shape[-2:]
+            padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
+            y_l, local_to_global = convolve(padded, height, width, [WinogradProduct(self.to_local, 0, self.relu_l),
+                                                                    WinogradProduct(self.l2g)])
+            del padded
+        elif self.planar:
+            padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)
             y_l = self.to_local(padded, relu=self.relu_l)
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
@@ -218,9 +255,9 @@ class FastFFCLayer:
 
 class FastResnetBlock:
     def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device, dtype: torch.dtype,
-                 planar: bool = False) -> None:
-        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype, planar)
-        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, planar)
+                 convs: str = "direct") -> None:
+        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype, convs)
+        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -233,13 +270,16 @@ class FastGenerator:
 
     precision: "fp32" (default; equals the eager pass within float rounding), "bf16" or "fp16"
     (convolutions in half precision, Fourier units in fp32).
-    use_nnpack: run the blocks' 3x3 convolutions (on NCHW planes) and the decoder's last
-    convolution when it has at most NNPACK_MAX_NARROW_OUTPUT channels through NNPACK's Winograd /
-    FFT kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
+    use_winograd: run the blocks' 3x3 convolutions as Winograd F(4x4, 3x3) products (winograd.py;
+    default: for fp32 on the CPU).
+    use_nnpack: run the decoder's last convolution, when it has at most NNPACK_MAX_NARROW_OUTPUT
+    channels, and, without Winograd, the blocks' 3x3 convolutions (on NCHW planes) through NNPACK's
+    Winograd / FFT kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
-                 use_mkldnn: bool | None = None, use_nnpack: bool | None = None) -> None:
+                 use_mkldnn: bool | None = None, use_nnpack: bool | None = None,
+                 use_winograd: bool | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         model = getattr(generator, "model", None)
@@ -259,6 +299,13 @@ class FastGenerator:
         elif use_nnpack and not nnpack_usable():  # also initialises NNPACK
             raise RuntimeError("this torch build has no working NNPACK")
         self.use_nnpack = bool(use_nnpack)
+        if use_winograd and not nnpack_possible:
+            raise ValueError("the Winograd block convolutions are for float32 on the CPU only")
+        self.use_winograd = nnpack_possible if use_winograd is None else bool(use_winograd)
+        if self.use_winograd:
+            self.block_convs = "winograd"
+        else:
+            self.block_convs = "nnpack" if self.use_nnpack else "direct"
         self.scale = 1
         self._build(list(model))
         self.weight_bytes = (sum(layer.kernel.nbytes for layer in self.encoder + self.decoder)
@@ -296,10 +343,10 @@ class FastGenerator:
                 raise UnsupportedGenerator(f"unsupported encoder layer {type(layer).__name__}")
             self.encoder.append(self._encoder_layer(layer, pending_pad))
             pending_pad = 0
-        block_kernel = self._nnpack_kernel if self.use_nnpack else self._kernel
+        block_kernel = self._nnpack_kernel if self.block_convs == "nnpack" else self._kernel
         while index < len(layers) and isinstance(layers[index], FFCResnetBlock):
             self.blocks.append(FastResnetBlock(layers[index], block_kernel, self.device, self.dtype,
-                                               planar=self.use_nnpack))
+                                               self.block_convs))
             index += 1
         if not self.encoder or not self.blocks or index >= len(layers) or not isinstance(layers[index], ConcatTupleLayer):
             raise UnsupportedGenerator("expected encoder, FFC ResNet blocks, then ConcatTupleLayer")
@@ -394,7 +441,7 @@ class FastGenerator:
             if isinstance(layer.kernel, NnpackKernel):  # NCHW input: converted, then padded
                 planes = planes_of(x)
                 del x  # a decoder layer's output: gone before the padded copy is made (-1 GiB at 2048 px)
-                x = _reflect_pad_planes((planes,), pads)
+                x = _reflect_pad_concat((planes,), pads)
                 del planes
             elif any(pads):
                 x = F.pad(x, pads, mode="reflect")
@@ -436,11 +483,12 @@ class FastGenerator:
     def run_blocks(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The FFC ResNet blocks on the whole 1/8-resolution map (image-wide receptive field);
         channels_last in and out (NCHW planes in between when the blocks run NNPACK kernels)."""
-        if self.use_nnpack:
+        planar = self.block_convs == "nnpack"
+        if planar:
             x_l, x_g = x_l.contiguous(), x_g.contiguous()
         for block in self.blocks:
             x_l, x_g = block(x_l, x_g)
-        if self.use_nnpack:
+        if planar:
             x_l, x_g = x_l.contiguous(memory_format=_CL), x_g.contiguous(memory_format=_CL)
         return x_l, x_g
 
@@ -484,10 +532,14 @@ class FastGenerator:
             out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
             produced = layer.out_channels * out_rows * out_cols
             cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
-            # an NNPACK layer's NCHW copy of its input is freed once padded, before the output exists
-            converted = held if isinstance(layer.kernel, NnpackKernel) else 0
+            # an NNPACK layer's NCHW copy of its input is freed once padded, before the output
+            # exists; NNPACK's workspace (counted in bytes) stays allocated after the call
+            nnpack = isinstance(layer.kernel, NnpackKernel)
+            converted = held if nnpack else 0
             live = held + (padded if padded != held else 0) + max(converted, produced) + (
                 cropped if layer.geometry.transposed else 0)
+            if nnpack:
+                live += layer.kernel.workspace_bytes(out_rows * out_cols) // item
             peak = max(peak, live)
         return peak * item * batch
 
@@ -511,6 +563,10 @@ class FastGenerator:
         channels, global_ch = self.feature_channels, self.global_channels
         # block input + layer output + padded copies + partial sums, and the fp32 Fourier-unit buffers
         block_peak = area * (item * 4 * channels + 4 * 3 * global_ch)
+        if self.block_convs == "winograd":  # outputs in whole tiles, the strip's temporaries
+            tiled_area = batch * (padded_size(feat_h) - 2) * (padded_size(feat_w) - 2)
+            block_peak += (tiled_area - area) * channels * item
+            block_peak += winograd_workspace(feat_w, channels, max(self.local_channels, global_ch))
         features = area * channels * item
         image_io = batch * height * width * (self.encoder[0].in_channels + self.decoder[-1].out_channels) * 4
         if tile is None:

@@ -5,9 +5,9 @@ weights reordered once per input shape, channels_last activations, the bias, the
 the ReLU fused into the convolution. `aten` (CUDA, or a CPU build without oneDNN):
 `F.conv2d` / `F.conv_transpose2d` followed by in-place add and ReLU.
 
-`NnpackKernel` is a third way for float32 on CPU (the FFC blocks' 3x3 convolutions and the
-decoder's 3-channel last one): NNPACK's Winograd and FFT kernels, which need about 5x fewer
-multiply-adds than a direct convolution.
+`NnpackKernel` is a third way for float32 on CPU (the decoder's 3-channel last convolution, and
+optionally the FFC blocks' 3x3 ones): NNPACK's Winograd and FFT kernels, which need about 5x
+fewer multiply-adds than a direct convolution. (The blocks' default float32 path is winograd.py.)
 """
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ from .folding import FoldedConv
 
 #: input shapes whose packed weights a kernel keeps (tiled passes see a few tile shapes)
 PACKED_SHAPES_KEPT = 4
-#: output cells per NNPACK call (a 128 x 128 map, 1024 px input: one call); larger maps go in strips
-NNPACK_CELLS_PER_CALL = 128 * 128
+#: NNPACK's workspace per call, which torch keeps for the thread's lifetime; larger maps go in strips
+NNPACK_WORKSPACE_BYTES = 128 * 2**20
+#: NNPACK's workspace per output cell and channel (in + out), measured 7-11 bytes (Winograd and FFT)
+NNPACK_BYTES_PER_CELL_CHANNEL = 12
 #: a pointwise kernel with `conv_on_planes` uses F.conv2d on maps up to this many cells; larger
 #: maps use MKL's product, summed into the residual in place (F.conv2d needs a third map-sized
 #: tensor there, and the 4096 px tiled pass peaked 0.13 GiB higher with it, for no speed gain)
@@ -167,10 +169,11 @@ class NnpackKernel:
     (relative ~1e-5 in float32), far inside the fast path's 1e-4 bound on the generator output.
     NCHW input (other layouts are copied). Float32 on CPU only: NNPACK has no bf16.
 
-    NNPACK's workspace grows with the map (0.9 GiB for a 128 -> 384 convolution on a 512 x 512
-    map, the blocks of a 4096 px pass) and torch keeps it for the thread's lifetime, so large
-    maps are convolved in strips of rows of at most NNPACK_CELLS_PER_CALL output cells (exact:
-    each strip reads its own halo rows).
+    NNPACK's workspace grows with the map and the channels (0.9 GiB for a 128 -> 384 convolution
+    on a 512 x 512 map, 0.17 GiB for the decoder's 64 -> 3 one at 512 x 512 px) and torch keeps it
+    for the thread's lifetime, so large maps are convolved in strips of rows of equal height whose
+    workspace stays under NNPACK_WORKSPACE_BYTES (exact: each strip reads its own halo rows). Fewer
+    strips are faster: the 64 -> 3 one at 512 px took 43 ms in one call, 92 ms in 16 strips.
     """
 
     def __init__(self, folded: FoldedConv, device: torch.device) -> None:
@@ -180,16 +183,24 @@ class NnpackKernel:
             raise ValueError("NNPACK runs on the CPU only")
         self.weight = folded.weight.to(device=device, dtype=torch.float32).contiguous()
         self.bias = None if folded.bias is None else folded.bias.to(device=device, dtype=torch.float32)
+        channels = folded.in_channels + folded.out_channels
+        self.cells_per_call = NNPACK_WORKSPACE_BYTES // (NNPACK_BYTES_PER_CELL_CHANNEL * channels)
 
     @property
     def nbytes(self) -> int:
         total = self.weight.numel() * self.weight.element_size()
         return total + (0 if self.bias is None else self.bias.numel() * self.bias.element_size())
 
+    def workspace_bytes(self, cells: int) -> int:
+        """NNPACK's workspace for a map of `cells` output cells (kept after the call)."""
+        channels = self.weight.shape[0] + self.weight.shape[1]
+        return min(cells, self.cells_per_call) * channels * NNPACK_BYTES_PER_CELL_CHANNEL
+
     def __call__(self, x: torch.Tensor, relu: bool = False, add: torch.Tensor | None = None) -> torch.Tensor:
         halo = self.weight.shape[-1] - 1
         rows, cols = x.shape[-2] - halo, x.shape[-1] - halo
-        strip = max(1, NNPACK_CELLS_PER_CALL // max(cols, 1))
+        strip = max(1, self.cells_per_call // max(cols, 1))
+        strip = -(-rows // -(-rows // strip))  # as many strips as needed, of equal height
         if rows <= strip:
             y = torch._nnpack_spatial_convolution(x.contiguous(), self.weight, self.bias, [0, 0], [1, 1])
         else:
@@ -263,20 +274,26 @@ class PointwiseKernel:
     def from_planes(self, x: torch.Tensor, relu: bool = False, add: torch.Tensor | None = None,
                     channels_last: bool = True) -> torch.Tensor:
         """NCHW-contiguous input -> channels_last (or, if not `channels_last`, NCHW) output,
-        relu?(conv(x) + bias + add?)."""
+        relu?(conv(x) + bias + add?). An `add` already in the output's layout and precision is a
+        temporary the caller gives up: it is summed into in place (no copy of it, no new map)."""
         batch, _, height, width = x.shape
         planes = x.reshape(batch, self.in_channels, height * width)
         if not channels_last:
             return self._planes_to_planes(planes, height, width, relu, add)
-        out = torch.empty(batch, height * width, self.out_channels, device=x.device, dtype=self.weight.dtype)
-        if add is not None:
-            add = add.permute(0, 2, 3, 1).reshape(batch, height * width, self.out_channels)
-        for index in range(batch):
-            base = add[index] if add is not None else self.bias
-            if base is None:
-                torch.mm(planes[index].t(), self.weight_t, out=out[index])
-            else:
-                torch.addmm(base, planes[index].t(), self.weight_t, out=out[index])
+        if add is not None and add.is_contiguous(memory_format=torch.channels_last) and add.dtype == self.weight.dtype:
+            out = add.permute(0, 2, 3, 1).view(batch, height * width, self.out_channels)
+            for index in range(batch):
+                out[index].addmm_(planes[index].t(), self.weight_t)
+        else:
+            out = torch.empty(batch, height * width, self.out_channels, device=x.device, dtype=self.weight.dtype)
+            if add is not None:
+                add = add.permute(0, 2, 3, 1).reshape(batch, height * width, self.out_channels)
+            for index in range(batch):
+                base = add[index] if add is not None else self.bias
+                if base is None:
+                    torch.mm(planes[index].t(), self.weight_t, out=out[index])
+                else:
+                    torch.addmm(base, planes[index].t(), self.weight_t, out=out[index])
         if add is not None and self.bias is not None:
             out.add_(self.bias)
         if relu:
