@@ -2,7 +2,7 @@
 
     python benchmarks/generator.py                    # big-lama at 512, 1024, 2048
     python benchmarks/generator.py --sizes 512 --precisions fp32
-    python benchmarks/generator.py --tiled 4096 --max-memory 4G   # bounded-memory pass
+    python benchmarks/generator.py --tiled 4096 --max-memory 5G   # bounded-memory pass
     python benchmarks/generator.py --device cuda --precisions fp32 bf16 fp16   # on a GPU
 
 Every configuration runs in its own subprocess, so the peak RSS printed is that configuration's
