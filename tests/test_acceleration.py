@@ -1,8 +1,8 @@
 """The fast path is the same network: its fp32 output equals the plain eager pass within 1e-4.
 
 Tolerance: folding batch norm into the convolution weights and oneDNN's fused kernels change
-the order of float32 roundings; NNPACK's Winograd / FFT convolutions round about 10x more than a
-direct convolution (relative ~1e-5). 1e-4 on a 0..1 sigmoid output is far above that rounding
+the order of float32 roundings; NNPACK's and our own (winograd.py) Winograd convolutions round about 10-30x
+more than a direct convolution (relative ~1e-5). 1e-4 on a 0..1 sigmoid output is far above that rounding
 (observed ~1e-7 to 1e-5) and far below any visible difference.
 """
 from __future__ import annotations
@@ -138,6 +138,30 @@ def test_unsupported_generators_are_refused():
     lfu = small_generator(resnet_conv=FFCConvConfig(0.75, 0.75, enable_lfu=True))
     with pytest.raises(UnsupportedGenerator, match="LFU"):
         FastGenerator(lfu)
+
+
+def test_blocks_winograd_does_not_cover_run_direct():
+    """A ResNet block with dilated 3x3 convolutions (an FFCResnetBlock option) is outside
+    F(4x4, 3x3): asked for Winograd, its layers run oneDNN / ATen convolutions, exactly as eager."""
+    from lama_backend.acceleration.fast_generator import FastResnetBlock
+    from lama_backend.acceleration.kernels import ConvKernel
+    from lama_training.modules.ffc import FFCResnetBlock
+
+    torch.manual_seed(2)
+    results = {}
+    for dilation in (1, 2):
+        block = randomise_batch_norms(FFCResnetBlock(16, "reflect", nn.BatchNorm2d, dilation=dilation), seed=4).eval()
+        fast = FastResnetBlock(block, lambda folded: ConvKernel(folded.to_float32(), torch.device("cpu"),
+                                                               torch.float32, use_mkldnn=False),
+                               torch.device("cpu"), torch.float32, "winograd")
+        assert fast.conv1.winograd == fast.conv2.winograd == (dilation == 1)
+        x_l, x_g = torch.randn(1, 4, 11, 9), torch.randn(1, 12, 11, 9)
+        with torch.no_grad():
+            want_l, want_g = block((x_l, x_g))
+        got_l, got_g = fast(x_l.contiguous(memory_format=torch.channels_last),
+                            x_g.contiguous(memory_format=torch.channels_last))
+        results[dilation] = max((got_l - want_l).abs().max().item(), (got_g - want_g).abs().max().item())
+    assert max(results.values()) < TOLERANCE, results  # measured 3e-6 (Winograd), 6e-7 (direct)
 
 
 def test_bad_input_is_a_clear_error():

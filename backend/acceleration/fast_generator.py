@@ -125,16 +125,14 @@ class FastFFCLayer:
     channels_last activations), "winograd" (float32 CPU: Winograd products on channels_last
     activations, one input transform shared by the local and global outputs), or "nnpack"
     (activations are NCHW planes, the layout NNPACK's kernels and the FFTs want; `make_kernel`
-    then gives kernels that take NCHW input).
+    then gives kernels that take NCHW input). A layer whose convolutions Winograd's F(4x4, 3x3)
+    does not cover (other kernels, dilations, paddings) runs "direct" instead.
     """
 
     def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype,
                  convs: str = "direct") -> None:
         if convs not in BLOCK_CONVS:
             raise ValueError(f"convs must be one of {', '.join(BLOCK_CONVS)}, got {convs!r}")
-        self.planar = convs == "nnpack"
-        self.winograd = convs == "winograd"
-        planar = self.planar
         ffc = layer.ffc
         parts = (ffc.convl2l, ffc.convl2g, ffc.convg2l)
         if not all(isinstance(conv, nn.Conv2d) for conv in parts) or not isinstance(ffc.convg2g, SpectralTransform):
@@ -145,6 +143,11 @@ class FastFFCLayer:
         self.pad = _reflect_padding(ffc.convl2l)
         if {_reflect_padding(ffc.convl2g), _reflect_padding(ffc.convg2l)} != {self.pad}:
             raise UnsupportedGenerator("FFC paths with different paddings")
+        if convs == "winograd" and not (self.pad == 1 and all(
+                conv.kernel_size == (3, 3) and conv.dilation == (1, 1) and conv.stride == (1, 1) for conv in parts)):
+            convs = "direct"
+        self.planar = planar = convs == "nnpack"
+        self.winograd = convs == "winograd"
         scale_l, shift_l = batch_norm_affine(layer.bn_l)
         scale_g, shift_g = batch_norm_affine(layer.bn_g)
         self.relu_l = _activation_is_relu(layer.act_l)
@@ -154,8 +157,6 @@ class FastFFCLayer:
         g2l = conv_as_folded(ffc.convg2l).scaled(scale_l)
         l2g = conv_as_folded(ffc.convl2g).scaled(scale_g).with_bias(shift_g)
         if self.winograd:  # l2l(x_l) + g2l(x_g) as one convolution over the padded maps of both
-            if self.pad != 1 or l2l.kernel != 3:
-                raise UnsupportedGenerator("Winograd block convolutions need 3x3 kernels padded by 1")
             self.to_local = WinogradWeights(concat_inputs(l2l, g2l).to_float32(), device)
             self.l2g = WinogradWeights(l2g.to_float32(), device)
             local_kernels = (self.to_local,)
