@@ -36,7 +36,7 @@ from .folding import FoldedConv
 
 #: output tile side (F(4x4, 3x3)); 6 works too, with about twice the rounding and no clear gain
 TILE = 4
-#: target size of one strip's transformed input tiles
+#: target size of one strip's transformed input tiles (4-32 MiB ran alike; 2 MiB was slower)
 STRIP_BYTES = 8 * 2**20
 #: Toom-Cook interpolation points per output tile side (the point at infinity is added)
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, -2), 6: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))}
@@ -153,6 +153,7 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     tile_rows, tile_cols = (rows_in - 2) // tile, (cols_in - 2) // tile
     per_row = size * size * tile_cols * channels * padded.element_size()
     strip = max(1, min(tile_rows, STRIP_BYTES // per_row))
+    strip = -(-tile_rows // -(-tile_rows // strip))  # as many strips as needed, of equal height
     outs = [torch.empty(batch, p.weights.out_channels, tile_rows * tile, tile_cols * tile, device=padded.device,
                         dtype=padded.dtype, memory_format=torch.channels_last) for p in products]
     for index in range(batch):
