@@ -99,6 +99,18 @@ def test_split_axis_covers_everything_once():
         split_axis(10, 0)
 
 
+def test_even_part_uses_as_few_equal_parts_as_the_limit_allows():
+    from lama_backend.acceleration.geometry import even_part
+
+    assert even_part(28, 9) == 7  # four parts of 7, not 9 + 9 + 9 + 1
+    assert even_part(16, 7) == 6  # 6 + 6 + 4: three parts, as with 7
+    assert even_part(10, 100) == 10 and even_part(10, 0) == 1 and even_part(1, 1) == 1
+    for total in range(1, 60):
+        for most in range(1, 70):
+            part = even_part(total, most)
+            assert part <= max(1, most) and -(-total // part) == -(-total // max(1, min(total, most)))
+
+
 @pytest.mark.parametrize("tile", [1, 2, 3, 5])
 @pytest.mark.parametrize("size", [(56, 88), (72, 40)])
 def test_tiled_generator_equals_untiled(tile, size):

@@ -97,3 +97,10 @@ def split_axis(size: int, tile: int | None) -> list[tuple[int, int]]:
     if tile < 1:
         raise ValueError("tile size must be >= 1")
     return [(start, min(size, start + tile)) for start in range(0, size, tile)]
+
+
+def even_part(total: int, most: int) -> int:
+    """The size of equal parts (the last may be smaller) when `total` is cut into as few parts of
+    at most `most` as possible: 28 by 9 gives 7 (four parts), not 9, 9, 9, 1."""
+    most = max(1, min(total, most))
+    return -(-total // -(-total // most))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .folding import FoldedConv
+from .geometry import even_part
 
 #: input shapes whose packed weights a kernel keeps (tiled passes see a few tile shapes)
 PACKED_SHAPES_KEPT = 4
@@ -199,8 +200,7 @@ class NnpackKernel:
     def __call__(self, x: torch.Tensor, relu: bool = False, add: torch.Tensor | None = None) -> torch.Tensor:
         halo = self.weight.shape[-1] - 1
         rows, cols = x.shape[-2] - halo, x.shape[-1] - halo
-        strip = max(1, self.cells_per_call // max(cols, 1))
-        strip = -(-rows // -(-rows // strip))  # as many strips as needed, of equal height
+        strip = even_part(rows, self.cells_per_call // max(cols, 1))
         if rows <= strip:
             y = torch._nnpack_spatial_convolution(x.contiguous(), self.weight, self.bias, [0, 0], [1, 1])
         else:

@@ -33,6 +33,7 @@ from fractions import Fraction
 import torch
 
 from .folding import FoldedConv
+from .geometry import even_part
 
 #: output tile side (F(4x4, 3x3)); 6 works too, with about twice the rounding and no clear gain
 TILE = 4
@@ -152,8 +153,7 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     size = tile + 2
     tile_rows, tile_cols = (rows_in - 2) // tile, (cols_in - 2) // tile
     per_row = size * size * tile_cols * channels * padded.element_size()
-    strip = max(1, min(tile_rows, STRIP_BYTES // per_row))
-    strip = -(-tile_rows // -(-tile_rows // strip))  # as many strips as needed, of equal height
+    strip = even_part(tile_rows, STRIP_BYTES // per_row)
     outs = [torch.empty(batch, p.weights.out_channels, tile_rows * tile, tile_cols * tile, device=padded.device,
                         dtype=padded.dtype, memory_format=torch.channels_last) for p in products]
     for index in range(batch):
