@@ -5,9 +5,8 @@ spinning for about 300,000 iterations in case more work comes. NNPACK, which run
 fp32 path's convolutions, brings its own thread pool, and on a 2-core CPU the two pools' spinning
 threads then take turns stealing each other's cores: the 512 px fp32 pass took 2.05-2.24 s with
 the default against 1.78 s with a spin count of 10,000, when NNPACK ran the blocks
-(benchmarks/README.md). libgomp reads
-the setting once, when it loads, so this must run before `import torch`; a value the user set
-(GOMP_SPINCOUNT or OMP_WAIT_POLICY) always wins.
+(benchmarks/README.md). libgomp reads the setting once, when it loads, so this must run before
+`import torch`; a value the user set (GOMP_SPINCOUNT or OMP_WAIT_POLICY) always wins.
 """
 from __future__ import annotations
 

@@ -328,7 +328,7 @@ def test_nnpack_kernel_matches_conv(monkeypatch):
         NnpackKernel(FoldedConv(weight=weight, bias=None), torch.device("cuda"))
 
 
-def test_merged_local_convolution_and_planar_padding():
+def test_merged_local_convolution_and_planar_padding(monkeypatch):
     """l2l(x_l) + g2l(x_g) as one convolution over the concatenated, reflect-padded planes."""
     import torch.nn.functional as F
 
@@ -340,9 +340,14 @@ def test_merged_local_convolution_and_planar_padding():
     for pads in [(1, 1, 1, 1), (3, 0, 2, 1), (0, 0, 0, 0)]:
         want = F.pad(torch.cat([x_l, x_g], dim=1), pads, mode="reflect")
         assert torch.equal(_reflect_pad_concat((x_l, x_g), pads), want)
-        # channels_last, and larger than the padded map (Winograd's whole tiles): zeros past it
+        # channels_last, and larger than the padded map (Winograd's whole tiles): zeros past it,
+        # even where the allocator hands out memory full of NaN (a NaN there would spread to the
+        # valid outputs of the same tile)
         rows, cols = want.shape[-2] + 3, want.shape[-1] + 2
-        wide = _reflect_pad_concat((x_l, x_g), pads, torch.channels_last, (rows, cols))
+        real_empty = torch.empty
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "empty", lambda *args, **kwargs: real_empty(*args, **kwargs).fill_(float("nan")))
+            wide = _reflect_pad_concat((x_l, x_g), pads, torch.channels_last, (rows, cols))
         assert wide.is_contiguous(memory_format=torch.channels_last) and wide.shape[-2:] == (rows, cols)
         assert torch.equal(wide[:, :, :want.shape[-2], :want.shape[-1]], want)
         assert torch.equal(wide, F.pad(want, (0, 2, 0, 3)))

@@ -159,6 +159,7 @@ class FastFFCLayer:
         if self.winograd:  # l2l(x_l) + g2l(x_g) as one convolution over the padded maps of both
             self.to_local = WinogradWeights(concat_inputs(l2l, g2l).to_float32(), device)
             self.l2g = WinogradWeights(l2g.to_float32(), device)
+            self.winograd_products = [WinogradProduct(self.to_local, 0, self.relu_l), WinogradProduct(self.l2g)]
             local_kernels = (self.to_local,)
         elif planar:  # the same merge, on NCHW planes
             self.to_local = make_kernel(concat_inputs(l2l, g2l))
@@ -225,8 +226,7 @@ class FastFFCLayer:
         if self.winograd:
             height, width = x_l.shape[-2:]
             padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
-            y_l, local_to_global = convolve(padded, height, width, [WinogradProduct(self.to_local, 0, self.relu_l),
-                                                                    WinogradProduct(self.l2g)])
+            y_l, local_to_global = convolve(padded, height, width, self.winograd_products)
             del padded
         elif self.planar:
             padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)

@@ -184,8 +184,8 @@ class NnpackKernel:
             raise ValueError("NNPACK runs on the CPU only")
         self.weight = folded.weight.to(device=device, dtype=torch.float32).contiguous()
         self.bias = None if folded.bias is None else folded.bias.to(device=device, dtype=torch.float32)
-        channels = folded.in_channels + folded.out_channels
-        self.cells_per_call = NNPACK_WORKSPACE_BYTES // (NNPACK_BYTES_PER_CELL_CHANNEL * channels)
+        self.workspace_per_cell = NNPACK_BYTES_PER_CELL_CHANNEL * (folded.in_channels + folded.out_channels)
+        self.cells_per_call = NNPACK_WORKSPACE_BYTES // self.workspace_per_cell
 
     @property
     def nbytes(self) -> int:
@@ -194,8 +194,7 @@ class NnpackKernel:
 
     def workspace_bytes(self, cells: int) -> int:
         """NNPACK's workspace for a map of `cells` output cells (kept after the call)."""
-        channels = self.weight.shape[0] + self.weight.shape[1]
-        return min(cells, self.cells_per_call) * channels * NNPACK_BYTES_PER_CELL_CHANNEL
+        return min(cells, self.cells_per_call) * self.workspace_per_cell
 
     def __call__(self, x: torch.Tensor, relu: bool = False, add: torch.Tensor | None = None) -> torch.Tensor:
         halo = self.weight.shape[-1] - 1

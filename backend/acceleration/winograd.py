@@ -83,6 +83,14 @@ def transform_matrices(tile: int, kernel: int = 3) -> tuple[torch.Tensor, torch.
             as_tensor([[float(v) for v in row] for row in b_t]))
 
 
+@functools.lru_cache(maxsize=None)
+def tile_transforms(tile: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B^T (x) B^T, A^T (x) A^T) in float32 on `device`: the input and output transforms of a
+    whole tile as single matrices, made once instead of on every convolution."""
+    a_t, _, b_t = (m.to(dtype=torch.float32, device=device) for m in transform_matrices(tile))
+    return torch.kron(b_t, b_t), torch.kron(a_t, a_t)
+
+
 class WinogradWeights:
     """One 3x3 stride-1 convolution's weights in the Winograd domain: U[k] = (G w G^T)[k], laid out
     (tile positions, in, out) for the channel-mixing products; computed in float64, stored float32."""
@@ -147,9 +155,7 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     if any(p.in_start < 0 or p.in_start + p.weights.in_channels > channels for p in products):
         raise ValueError(f"a product reads channels outside the input's {channels}")
     padded = padded.to(torch.float32).contiguous(memory_format=torch.channels_last)
-    a_t, _, b_t = (m.to(dtype=torch.float32, device=padded.device) for m in transform_matrices(tile))
-    to_tiles = torch.kron(b_t, b_t)  # (size^2, size^2)
-    from_tiles = torch.kron(a_t, a_t)  # (tile^2, size^2)
+    to_tiles, from_tiles = tile_transforms(tile, padded.device)  # (size^2, size^2), (tile^2, size^2)
     size = tile + 2
     tile_rows, tile_cols = (rows_in - 2) // tile, (cols_in - 2) // tile
     per_row = size * size * tile_cols * channels * padded.element_size()
