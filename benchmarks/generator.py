@@ -152,10 +152,9 @@ def worker(args: argparse.Namespace) -> None:
             configure_cuda(precision)  # as the backend does
         fast = FastGenerator(generator, device=device, precision=precision)
         del generator  # the fast path keeps only folded, packed copies of the weights
-        tile = None
-        if args.max_memory:
-            from lama_backend.acceleration.memory import parse_memory_size
-            tile = fast.choose_tile(1, args.size, args.size, parse_memory_size(args.max_memory))
+        from lama_backend.acceleration.memory import parse_memory_size
+        budget = parse_memory_size(args.max_memory) if args.max_memory else None
+        tile = fast.choose_tile(1, args.size, args.size, budget)  # as the backend chooses it
 
         def run():
             return fast(x, tile=tile)

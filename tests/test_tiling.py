@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lama_backend.acceleration import FastGenerator, MemoryBudgetError
+from lama_backend.acceleration.fast_generator import SPEED_TILE
 from lama_backend.acceleration.geometry import LayerGeometry, chain_output_size, plan_axis, split_axis
 from tests.test_acceleration import NNPACK, eager, network_input, small_generator
 
@@ -134,7 +135,7 @@ def test_tiled_generator_with_dilated_blocks_and_odd_halo():
 
 
 def test_memory_budget_picks_tiles():
-    fast = FastGenerator(small_generator(seed=1))
+    fast = FastGenerator(small_generator(seed=1), speed_tiles=False)
     height = width = 512
     untiled = fast.estimate_peak_bytes(1, height, width, None)
     assert fast.choose_tile(1, height, width, None) is None
@@ -144,6 +145,23 @@ def test_memory_budget_picks_tiles():
     assert fast.estimate_peak_bytes(1, height, width, tiled) < untiled
     with pytest.raises(MemoryBudgetError, match="memory budget"):
         fast.choose_tile(1, height, width, 1000)
+
+
+def test_speed_tiles_cap_the_tile_on_cpu():
+    """On the CPU the encoder and decoder run in SPEED_TILE-cell tiles even where memory allows the
+    whole map; maps that small stay untiled, and a budget still decides below that."""
+    fast = FastGenerator(small_generator(seed=1))
+    assert fast.speed_tile == SPEED_TILE
+    cells = 2 * SPEED_TILE
+    size = cells * fast.scale
+    assert fast.choose_tile(1, size, size, None) == SPEED_TILE
+    assert fast.choose_tile(1, size, size // 4, 10 ** 12) == SPEED_TILE
+    small = SPEED_TILE * fast.scale
+    assert fast.choose_tile(1, small, small, None) is None
+    assert fast.choose_tile(1, size, size, fast.estimate_peak_bytes(1, size, size, SPEED_TILE)) == SPEED_TILE
+    with pytest.raises(MemoryBudgetError, match="memory budget"):  # the cap hides no budget error
+        fast.choose_tile(1, size, size, fast.estimate_peak_bytes(1, size, size, 2) - 1)
+    assert FastGenerator(small_generator(seed=1), speed_tiles=False).choose_tile(1, size, size, None) is None
 
 
 PEAK_SCRIPT = """

@@ -44,6 +44,15 @@ MIN_TILE = 2
 #: (oneDNN's direct kernels are slow for a handful of outputs: 7x7, 64 -> 3 ran at ~18 GMAC/s)
 NNPACK_MAX_NARROW_OUTPUT = 4
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: on the CPU the encoder and decoder run in tiles of at most this many cells a side even where
+#: memory allows the whole map (`speed_tiles`): a 32-cell tile's largest maps (64 channels at
+#: 256 x 256 px: 16 MiB in fp32) stay under glibc's 32 MiB mmap ceiling, so the allocator reuses
+#: them from tile to tile, while untiled maps of 64-256 MiB came as fresh pages, zero-filled by the
+#: kernel on first touch (at 1024 px in fp32: 470,000 page faults and 0.8 s of kernel time per
+#: pass). On the 2-core Xeon, 512 px fp32: encoder 0.13-0.15 s and decoder 0.18-0.22 s in 32-cell
+#: tiles against 0.19 / 0.26 s untiled; 1024 px: 0.54 / 0.76-0.84 s against 0.73 / 0.89 s; 16-cell
+#: tiles were slower again (halos); bf16 gained alike (benchmarks/README.md).
+SPEED_TILE = 32
 #: how the FFC blocks' 3x3 convolutions run (see FastFFCLayer)
 BLOCK_CONVS = ("direct", "winograd", "nnpack")
 _CL = torch.channels_last
@@ -68,19 +77,45 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
 
 
+class ScratchMap:
+    """One tensor that consecutive layers reuse for their padded input.
+
+    Why: at 1024 px the blocks' padded map (512 channels, 130 x 130) is over glibc's 32 MiB mmap
+    ceiling, so a new one per layer came as fresh pages from the kernel, zero-filled on first
+    touch: 36 times 8,400 page faults per pass. One map, allocated once per pass, is faulted in once.
+    """
+
+    def __init__(self) -> None:
+        self.tensor: torch.Tensor | None = None
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+        """An uninitialised tensor of `shape` with `like`'s dtype and device, the same one as last time
+        when it fits."""
+        held = self.tensor
+        if held is None or tuple(held.shape) != tuple(shape) or held.dtype != like.dtype \
+                or held.device != like.device or not held.is_contiguous(memory_format=memory_format):
+            self.tensor = None  # freed before its successor is allocated
+            held = self.tensor = torch.empty(shape, device=like.device, dtype=like.dtype, memory_format=memory_format)
+        return held
+
+
 def _reflect_pad_concat(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, int, int],
                         memory_format: torch.memory_format = torch.contiguous_format,
-                        size: tuple[int, int] | None = None) -> torch.Tensor:
+                        size: tuple[int, int] | None = None, scratch: ScratchMap | None = None) -> torch.Tensor:
     """The parts, concatenated along channels and reflect-padded by (left, right, top, bottom), in
-    one new tensor (one pass over each part instead of a pad and a concatenation). `size` (rows,
-    cols) makes the tensor larger than the padded map, with zeros past it (Winograd's whole tiles)."""
+    one tensor (one pass over each part instead of a pad and a concatenation): a new one, or the
+    `scratch` map's. `size` (rows, cols) makes the tensor larger than the padded map, with zeros
+    past it (Winograd's whole tiles)."""
     left, right, top, bottom = pads
     batch, _, height, width = parts[0].shape
     channels = sum(part.shape[1] for part in parts)
     rows, cols = height + top + bottom, width + left + right
     total_rows, total_cols = size or (rows, cols)
-    out = torch.empty(batch, channels, total_rows, total_cols, device=parts[0].device, dtype=parts[0].dtype,
-                      memory_format=memory_format)
+    shape = (batch, channels, total_rows, total_cols)
+    if scratch is None:
+        out = torch.empty(shape, device=parts[0].device, dtype=parts[0].dtype, memory_format=memory_format)
+    else:
+        out = scratch.take(shape, parts[0], memory_format)
     if total_rows > rows:
         out[:, :, rows:] = 0
     if total_cols > cols:
@@ -222,14 +257,17 @@ class FastFFCLayer:
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor,
+                 scratch: ScratchMap | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`scratch`: where the padded input of both parts goes (reused by the next layer)."""
         if self.winograd:
             height, width = x_l.shape[-2:]
-            padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
+            padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)),
+                                         scratch)
             y_l, local_to_global = convolve(padded, height, width, self.winograd_products)
             del padded
         elif self.planar:
-            padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)
+            padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4, scratch=scratch)
             y_l = self.to_local(padded, relu=self.relu_l)
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
@@ -261,8 +299,9 @@ class FastResnetBlock:
         self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y_l, y_g = self.conv2(*self.conv1(x_l, x_g))
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor,
+                 scratch: ScratchMap | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        y_l, y_g = self.conv2(*self.conv1(x_l, x_g, scratch), scratch)
         return y_l.add_(x_l), y_g.add_(x_g)
 
 
@@ -276,11 +315,13 @@ class FastGenerator:
     use_nnpack: run the decoder's last convolution, when it has at most NNPACK_MAX_NARROW_OUTPUT
     channels, and, without Winograd, the blocks' 3x3 convolutions (on NCHW planes) through NNPACK's
     Winograd / FFT kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
+    speed_tiles: `choose_tile` tiles the encoder and decoder in SPEED_TILE-cell tiles even without
+    a memory budget that asks for it (default: on the CPU; GPUs have a caching allocator).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
                  use_mkldnn: bool | None = None, use_nnpack: bool | None = None,
-                 use_winograd: bool | None = None) -> None:
+                 use_winograd: bool | None = None, speed_tiles: bool | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         model = getattr(generator, "model", None)
@@ -307,6 +348,7 @@ class FastGenerator:
             self.block_convs = "winograd"
         else:
             self.block_convs = "nnpack" if self.use_nnpack else "direct"
+        self.speed_tile = SPEED_TILE if (self.device.type == "cpu" if speed_tiles is None else speed_tiles) else None
         self.scale = 1
         self._build(list(model))
         self.weight_bytes = (sum(layer.kernel.nbytes for layer in self.encoder + self.decoder)
@@ -487,8 +529,9 @@ class FastGenerator:
         planar = self.block_convs == "nnpack"
         if planar:
             x_l, x_g = x_l.contiguous(), x_g.contiguous()
+        scratch = ScratchMap()  # one padded map for all the layers, freed with the pass
         for block in self.blocks:
-            x_l, x_g = block(x_l, x_g)
+            x_l, x_g = block(x_l, x_g, scratch)
         if planar:
             x_l, x_g = x_l.contiguous(memory_format=_CL), x_g.contiguous(memory_format=_CL)
         return x_l, x_g
@@ -575,14 +618,16 @@ class FastGenerator:
         return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
 
     def choose_tile(self, batch: int, height: int, width: int, budget: int | None) -> int | None:
-        """The largest tiling (None = untiled) whose estimated peak fits `budget` bytes."""
-        if budget is None:
-            return None
+        """The tiling for a pass (None = untiled): the largest whose estimated peak fits `budget`
+        bytes (no budget: any), and no larger than `speed_tile`."""
         cells = max(height, width) // self.scale
-        candidates: list[int | None] = [None]
+        largest = self.speed_tile if self.speed_tile is not None and self.speed_tile < cells else None
+        if budget is None:
+            return largest
+        candidates: list[int | None] = [largest]
         tile = 256
         while tile >= MIN_TILE:
-            if tile < cells:
+            if tile < min(cells, largest or cells):
                 candidates.append(tile)
             tile //= 2
         for tile in candidates:
