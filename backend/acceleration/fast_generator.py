@@ -77,45 +77,19 @@ def _reflect_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
 
 
-class ScratchMap:
-    """One tensor that consecutive layers reuse for their padded input.
-
-    Why: at 1024 px the blocks' padded map (512 channels, 130 x 130) is over glibc's 32 MiB mmap
-    ceiling, so a new one per layer came as fresh pages from the kernel, zero-filled on first
-    touch: 36 times 8,400 page faults per pass. One map, allocated once per pass, is faulted in once.
-    """
-
-    def __init__(self) -> None:
-        self.tensor: torch.Tensor | None = None
-
-    def take(self, shape: tuple[int, ...], like: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-        """An uninitialised tensor of `shape` with `like`'s dtype and device, the same one as last time
-        when it fits."""
-        held = self.tensor
-        if held is None or tuple(held.shape) != tuple(shape) or held.dtype != like.dtype \
-                or held.device != like.device or not held.is_contiguous(memory_format=memory_format):
-            self.tensor = None  # freed before its successor is allocated
-            held = self.tensor = torch.empty(shape, device=like.device, dtype=like.dtype, memory_format=memory_format)
-        return held
-
-
 def _reflect_pad_concat(parts: tuple[torch.Tensor, ...], pads: tuple[int, int, int, int],
                         memory_format: torch.memory_format = torch.contiguous_format,
-                        size: tuple[int, int] | None = None, scratch: ScratchMap | None = None) -> torch.Tensor:
+                        size: tuple[int, int] | None = None) -> torch.Tensor:
     """The parts, concatenated along channels and reflect-padded by (left, right, top, bottom), in
-    one tensor (one pass over each part instead of a pad and a concatenation): a new one, or the
-    `scratch` map's. `size` (rows, cols) makes the tensor larger than the padded map, with zeros
-    past it (Winograd's whole tiles)."""
+    one new tensor (one pass over each part instead of a pad and a concatenation). `size` (rows,
+    cols) makes the tensor larger than the padded map, with zeros past it (Winograd's whole tiles)."""
     left, right, top, bottom = pads
     batch, _, height, width = parts[0].shape
     channels = sum(part.shape[1] for part in parts)
     rows, cols = height + top + bottom, width + left + right
     total_rows, total_cols = size or (rows, cols)
-    shape = (batch, channels, total_rows, total_cols)
-    if scratch is None:
-        out = torch.empty(shape, device=parts[0].device, dtype=parts[0].dtype, memory_format=memory_format)
-    else:
-        out = scratch.take(shape, parts[0], memory_format)
+    out = torch.empty(batch, channels, total_rows, total_cols, device=parts[0].device, dtype=parts[0].dtype,
+                      memory_format=memory_format)
     if total_rows > rows:
         out[:, :, rows:] = 0
     if total_cols > cols:
@@ -257,17 +231,14 @@ class FastFFCLayer:
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor,
-                 scratch: ScratchMap | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`scratch`: where the padded input of both parts goes (reused by the next layer)."""
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.winograd:
             height, width = x_l.shape[-2:]
-            padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)),
-                                         scratch)
+            padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
             y_l, local_to_global = convolve(padded, height, width, self.winograd_products)
             del padded
         elif self.planar:
-            padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4, scratch=scratch)
+            padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)
             y_l = self.to_local(padded, relu=self.relu_l)
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
@@ -299,9 +270,8 @@ class FastResnetBlock:
         self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor,
-                 scratch: ScratchMap | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        y_l, y_g = self.conv2(*self.conv1(x_l, x_g, scratch), scratch)
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y_l, y_g = self.conv2(*self.conv1(x_l, x_g))
         return y_l.add_(x_l), y_g.add_(x_g)
 
 
@@ -529,9 +499,8 @@ class FastGenerator:
         planar = self.block_convs == "nnpack"
         if planar:
             x_l, x_g = x_l.contiguous(), x_g.contiguous()
-        scratch = ScratchMap()  # one padded map for all the layers, freed with the pass
         for block in self.blocks:
-            x_l, x_g = block(x_l, x_g, scratch)
+            x_l, x_g = block(x_l, x_g)
         if planar:
             x_l, x_g = x_l.contiguous(memory_format=_CL), x_g.contiguous(memory_format=_CL)
         return x_l, x_g
