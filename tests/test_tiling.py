@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from lama_backend.acceleration import FastGenerator, MemoryBudgetError
+from lama_backend.acceleration.allocator import MMAP_THRESHOLD_MAX
 from lama_backend.acceleration.fast_generator import SPEED_TILE
 from lama_backend.acceleration.geometry import LayerGeometry, chain_output_size, plan_axis, split_axis
 from tests.test_acceleration import NNPACK, eager, network_input, small_generator
@@ -147,21 +148,28 @@ def test_memory_budget_picks_tiles():
         fast.choose_tile(1, height, width, 1000)
 
 
-def test_speed_tiles_cap_the_tile_on_cpu():
-    """On the CPU the encoder and decoder run in SPEED_TILE-cell tiles even where memory allows the
-    whole map; maps that small stay untiled, and a budget still decides below that."""
-    fast = FastGenerator(small_generator(seed=1))
+def test_speed_tiles_where_untiled_maps_outgrow_the_allocator():
+    """On the CPU the encoder and decoder run in SPEED_TILE-cell tiles where an untiled
+    full-resolution map would reach glibc's mmap ceiling (fresh pages every pass), even where
+    memory allows the whole map; below the ceiling, or on maps of at most SPEED_TILE cells, they
+    stay untiled; a budget still decides below that."""
+    fast = FastGenerator(small_generator(seed=1))  # 8 channels at full resolution
     assert fast.speed_tile == SPEED_TILE
-    cells = 2 * SPEED_TILE
-    size = cells * fast.scale
-    assert fast.choose_tile(1, size, size, None) == SPEED_TILE
-    assert fast.choose_tile(1, size, size // 4, 10 ** 12) == SPEED_TILE
-    small = SPEED_TILE * fast.scale
-    assert fast.choose_tile(1, small, small, None) is None
-    assert fast.choose_tile(1, size, size, fast.estimate_peak_bytes(1, size, size, SPEED_TILE)) == SPEED_TILE
+    side = 1024 - fast.scale  # 8 channels x 1016 x 1016 float32: 31.5 MiB, reused from the heap
+    assert fast.largest_map_bytes(1, side, side) == 8 * side * side * 4 < MMAP_THRESHOLD_MAX
+    assert fast.largest_map_bytes(2, side, side) == 2 * 8 * side * side * 4
+    assert fast.choose_tile(1, side, side, None) is None
+    assert fast.choose_tile(2, side, side, None) == SPEED_TILE
+    big = side + fast.scale  # exactly 32 MiB: glibc's header takes the block over the ceiling
+    assert fast.choose_tile(1, big, big, None) == SPEED_TILE
+    assert fast.choose_tile(1, big, big, 10 ** 12) == SPEED_TILE
+    assert fast.choose_tile(1, big, big, fast.estimate_peak_bytes(1, big, big, SPEED_TILE)) == SPEED_TILE
     with pytest.raises(MemoryBudgetError, match="memory budget"):  # the cap hides no budget error
-        fast.choose_tile(1, size, size, fast.estimate_peak_bytes(1, size, size, 2) - 1)
-    assert FastGenerator(small_generator(seed=1), speed_tiles=False).choose_tile(1, size, size, None) is None
+        fast.choose_tile(1, big, big, fast.estimate_peak_bytes(1, big, big, 2) - 1)
+    tall, wide = fast.scale * SPEED_TILE, 5 * big  # a strip of 32 x 640 cells: 40 MiB maps
+    assert fast.largest_map_bytes(1, tall, wide) > MMAP_THRESHOLD_MAX
+    assert fast.choose_tile(1, tall, wide, None) == SPEED_TILE
+    assert FastGenerator(small_generator(seed=1), speed_tiles=False).choose_tile(1, big, big, None) is None
 
 
 PEAK_SCRIPT = """

@@ -33,6 +33,7 @@ from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlo
 from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_inputs, concat_outputs,
                       conv_as_folded, fold)
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
+from .allocator import MMAP_THRESHOLD_MAX
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
 from .winograd import WinogradProduct, WinogradWeights, convolve, padded_size
@@ -44,14 +45,16 @@ MIN_TILE = 2
 #: (oneDNN's direct kernels are slow for a handful of outputs: 7x7, 64 -> 3 ran at ~18 GMAC/s)
 NNPACK_MAX_NARROW_OUTPUT = 4
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-#: on the CPU the encoder and decoder run in tiles of at most this many cells a side even where
-#: memory allows the whole map (`speed_tiles`): a 32-cell tile's largest maps (64 channels at
-#: 256 x 256 px: 16 MiB in fp32) stay under glibc's 32 MiB mmap ceiling, so the allocator reuses
-#: them from tile to tile, while untiled maps of 64-256 MiB came as fresh pages, zero-filled by the
-#: kernel on first touch (at 1024 px in fp32: 470,000 page faults and 0.8 s of kernel time per
-#: pass). On the 2-core Xeon, 512 px fp32: encoder 0.13-0.15 s and decoder 0.18-0.22 s in 32-cell
-#: tiles against 0.19 / 0.26 s untiled; 1024 px: 0.54 / 0.76-0.84 s against 0.73 / 0.89 s; 16-cell
-#: tiles were slower again (halos); bf16 gained alike (benchmarks/README.md).
+#: on the CPU the encoder and decoder run in tiles of at most this many cells a side where an
+#: untiled full-resolution map would reach glibc's 32 MiB mmap ceiling (`speed_tiles`), even
+#: if memory allows the whole map: a 32-cell tile's largest maps (64 channels at 256 x 256 px:
+#: 16 MiB in fp32) are reused by the allocator from tile to tile, while untiled maps of 64-256
+#: MiB came as fresh pages, zero-filled by the kernel on first touch (at 1024 px in fp32: 470,000
+#: page faults and 0.8 s of kernel time per pass). On the 2-core Xeon, 512 px fp32: encoder
+#: 0.13-0.15 s and decoder 0.18-0.22 s in 32-cell tiles against 0.19 / 0.26 s untiled; 1024 px:
+#: 0.54 / 0.76-0.84 s against 0.73 / 0.89 s; 16-cell tiles were slower again (halos); bf16
+#: gained alike. Below the ceiling the halos only cost: encoder + decoder at 320 px 0.12 s
+#: untiled, 0.145 s in tiles; at 384 px (38 MiB maps) 0.23 s untiled, 0.195 s in tiles.
 SPEED_TILE = 32
 #: how the FFC blocks' 3x3 convolutions run (see FastFFCLayer)
 BLOCK_CONVS = ("direct", "winograd", "nnpack")
@@ -285,8 +288,9 @@ class FastGenerator:
     use_nnpack: run the decoder's last convolution, when it has at most NNPACK_MAX_NARROW_OUTPUT
     channels, and, without Winograd, the blocks' 3x3 convolutions (on NCHW planes) through NNPACK's
     Winograd / FFT kernels (default: for fp32 on a CPU whose torch build has a working NNPACK).
-    speed_tiles: `choose_tile` tiles the encoder and decoder in SPEED_TILE-cell tiles even without
-    a memory budget that asks for it (default: on the CPU; GPUs have a caching allocator).
+    speed_tiles: `choose_tile` tiles the encoder and decoder in SPEED_TILE-cell tiles where their
+    untiled maps would be too large for the allocator to reuse, even without a memory budget that
+    asks for it (default: on the CPU; GPUs have a caching allocator).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
@@ -586,11 +590,27 @@ class FastGenerator:
             image_io += batch * height * width * self.encoder[0].in_channels * item  # converted input copy
         return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
 
+    def largest_map_bytes(self, batch: int, height: int, width: int) -> int:
+        """The largest input or output map of an encoder or decoder layer in an untiled pass."""
+        item = torch.empty((), dtype=self.dtype).element_size()
+        largest = 0
+        for layers, rows, cols in ((self.encoder, height, width),
+                                   (self.decoder, height // self.scale, width // self.scale)):
+            for layer in layers:
+                largest = max(largest, layer.in_channels * rows * cols)
+                rows, cols = layer.geometry.output_size(rows), layer.geometry.output_size(cols)
+                largest = max(largest, layer.out_channels * rows * cols)
+        return largest * item * batch
+
     def choose_tile(self, batch: int, height: int, width: int, budget: int | None) -> int | None:
         """The tiling for a pass (None = untiled): the largest whose estimated peak fits `budget`
-        bytes (no budget: any), and no larger than `speed_tile`."""
+        bytes (no budget: any), and no larger than `speed_tile` where untiled maps would be too
+        large for the allocator to reuse."""
         cells = max(height, width) // self.scale
-        largest = self.speed_tile if self.speed_tile is not None and self.speed_tile < cells else None
+        largest = None
+        if self.speed_tile is not None and self.speed_tile < cells \
+                and self.largest_map_bytes(batch, height, width) >= MMAP_THRESHOLD_MAX:  # glibc adds a header
+            largest = self.speed_tile
         if budget is None:
             return largest
         candidates: list[int | None] = [largest]
