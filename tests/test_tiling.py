@@ -155,12 +155,12 @@ def test_speed_tiles_where_untiled_maps_outgrow_the_allocator():
     stay untiled; a budget still decides below that."""
     fast = FastGenerator(small_generator(seed=1))  # 8 channels at full resolution
     assert fast.speed_tile == SPEED_TILE
-    side = 1024 - fast.scale  # 8 channels x 1016 x 1016 float32: 31.5 MiB, reused from the heap
-    assert fast.largest_map_bytes(1, side, side) == 8 * side * side * 4 < MMAP_THRESHOLD_MAX
-    assert fast.largest_map_bytes(2, side, side) == 2 * 8 * side * side * 4
+    side = 1024 - fast.scale  # the last conv's input, 8 x 1022 x 1022 float32 padded: 31.9 MiB
+    assert fast.largest_map_bytes(1, side, side) == 8 * (side + 6) ** 2 * 4 < MMAP_THRESHOLD_MAX
+    assert fast.largest_map_bytes(2, side, side) == 2 * 8 * (side + 6) ** 2 * 4
     assert fast.choose_tile(1, side, side, None) is None
     assert fast.choose_tile(2, side, side, None) == SPEED_TILE
-    big = side + fast.scale  # exactly 32 MiB: glibc's header takes the block over the ceiling
+    big = side + fast.scale  # 8 x 1030 x 1030 padded: over the ceiling
     assert fast.choose_tile(1, big, big, None) == SPEED_TILE
     assert fast.choose_tile(1, big, big, 10 ** 12) == SPEED_TILE
     assert fast.choose_tile(1, big, big, fast.estimate_peak_bytes(1, big, big, SPEED_TILE)) == SPEED_TILE

@@ -22,7 +22,7 @@ the blocks can run NNPACK's kernels too, on NCHW planes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -30,10 +30,10 @@ from torch import nn
 
 from lama_training.modules.ffc import FFC_BN_ACT, ConcatTupleLayer, FFCResnetBlock, SpectralTransform
 
+from .allocator import MMAP_THRESHOLD_MAX
 from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, concat_inputs, concat_outputs,
                       conv_as_folded, fold)
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
-from .allocator import MMAP_THRESHOLD_MAX
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
 from .winograd import WinogradProduct, WinogradWeights, convolve, padded_size
@@ -54,7 +54,7 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 #: 0.13-0.15 s and decoder 0.18-0.22 s in 32-cell tiles against 0.19 / 0.26 s untiled; 1024 px:
 #: 0.54 / 0.76-0.84 s against 0.73 / 0.89 s; 16-cell tiles were slower again (halos); bf16
 #: gained alike. Below the ceiling the halos only cost: encoder + decoder at 320 px 0.12 s
-#: untiled, 0.145 s in tiles; at 384 px (38 MiB maps) 0.23 s untiled, 0.195 s in tiles.
+#: untiled, 0.145 s in tiles; at 384 px (36 MiB maps) 0.23 s untiled, 0.195 s in tiles.
 SPEED_TILE = 32
 #: how the FFC blocks' 3x3 convolutions run (see FastFFCLayer)
 BLOCK_CONVS = ("direct", "winograd", "nnpack")
@@ -591,15 +591,19 @@ class FastGenerator:
         return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
 
     def largest_map_bytes(self, batch: int, height: int, width: int) -> int:
-        """The largest input or output map of an encoder or decoder layer in an untiled pass."""
+        """The largest map an encoder or decoder layer reads or writes in an untiled pass: its
+        reflect-padded input, or its output (a transposed layer's before the crop)."""
         item = torch.empty((), dtype=self.dtype).element_size()
         largest = 0
         for layers, rows, cols in ((self.encoder, height, width),
                                    (self.decoder, height // self.scale, width // self.scale)):
             for layer in layers:
-                largest = max(largest, layer.in_channels * rows * cols)
-                rows, cols = layer.geometry.output_size(rows), layer.geometry.output_size(cols)
-                largest = max(largest, layer.out_channels * rows * cols)
+                geometry = layer.geometry
+                pad = 0 if geometry.transposed else geometry.padding
+                largest = max(largest, layer.in_channels * (rows + 2 * pad) * (cols + 2 * pad))
+                raw = replace(geometry, padding=0) if geometry.transposed else geometry
+                largest = max(largest, layer.out_channels * raw.output_size(rows) * raw.output_size(cols))
+                rows, cols = geometry.output_size(rows), geometry.output_size(cols)
         return largest * item * batch
 
     def choose_tile(self, batch: int, height: int, width: int, budget: int | None) -> int | None:
