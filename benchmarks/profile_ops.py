@@ -4,8 +4,8 @@ Why: it bounds what the fast path can still gain. The convolutions (oneDNN) are 
 removing every other cost cannot go below; this prints that floor as the largest possible
 speed-up over the reference at the size given: the reference's best wall time over the fast
 path's best wall time times its share of convolutions and GEMMs (a share measured within one
-profiled call, so a noisy host moves it little). Weights, input and allocator settings as in
-generator.py (the reference runs first, with glibc's defaults; then the fast path with the
+profiled call, so a noisy host moves it little). Weights, input, allocator settings and the fast
+path's tiling as in generator.py (the reference runs first, with glibc's defaults; then the fast path with the
 backend's setting), except that both run with the backend's OpenMP spin setting (one process).
 The fast path's convolutions are oneDNN's, and in fp32 Winograd products (MKL's bmm / mm) for
 the FFC blocks and NNPACK's for the decoder's last one.
@@ -56,12 +56,13 @@ def main() -> None:
     calibrate_output_range(generator)
     x = network_input(size)
     fast = FastGenerator(generator, torch.device("cpu"), "fp32")
+    tile = fast.choose_tile(1, size, size, None)  # as the backend and generator.py choose it
 
     def reference():
         with torch.no_grad():
             return generator(x)
 
-    runs = {"reference": reference, "fast-fp32": lambda: fast(x)}
+    runs = {"reference": reference, "fast-fp32": lambda: fast(x, tile=tile)}
     walls = {"reference": best_wall(reference, ROUNDS)}  # the reference as generator.py runs it: default allocator
     reuse_freed_memory()  # then the fast path as the backend (and generator.py) runs it
     walls["fast-fp32"] = best_wall(runs["fast-fp32"], ROUNDS)

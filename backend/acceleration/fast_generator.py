@@ -22,7 +22,7 @@ the blocks can run NNPACK's kernels too, on NCHW planes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -322,7 +322,9 @@ class FastGenerator:
             self.block_convs = "winograd"
         else:
             self.block_convs = "nnpack" if self.use_nnpack else "direct"
-        self.speed_tile = SPEED_TILE if (self.device.type == "cpu" if speed_tiles is None else speed_tiles) else None
+        if speed_tiles is None:
+            speed_tiles = self.device.type == "cpu"
+        self.speed_tile = SPEED_TILE if speed_tiles else None
         self.scale = 1
         self._build(list(model))
         self.weight_bytes = (sum(layer.kernel.nbytes for layer in self.encoder + self.decoder)
@@ -537,18 +539,34 @@ class FastGenerator:
         return output
 
     # ---------------------------------------------------------------------------- memory planning
+    @staticmethod
+    def _layer_maps(layer: LocalLayer, row: AxisStep, col: AxisStep) -> tuple[int, int, int, int, int]:
+        """Elements of what one layer of a chain holds: its input, the reflect-padded input, the
+        output its kernel produces, that output cropped (transposed layers), and the output cells."""
+        held = layer.in_channels * (row.hi - row.lo) * (col.hi - col.lo)
+        padded = layer.in_channels * (row.hi - row.lo + row.pad_before + row.pad_after) * (
+            col.hi - col.lo + col.pad_before + col.pad_after)
+        out_rows = layer.geometry.output_size(row.hi - row.lo + row.pad_before + row.pad_after)
+        out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
+        produced = layer.out_channels * out_rows * out_cols
+        cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
+        return held, padded, produced, cropped, out_rows * out_cols
+
+    def _untiled_plans(self, height: int, width: int):
+        """(layers, row steps, column steps) of the encoder and the decoder in an untiled pass."""
+        enc = [layer.geometry for layer in self.encoder]
+        dec = [layer.geometry for layer in self.decoder]
+        feat_h, feat_w = chain_output_size(enc, height), chain_output_size(enc, width)
+        return ((self.encoder, plan_axis(enc, height, 0, feat_h), plan_axis(enc, width, 0, feat_w)),
+                (self.decoder, plan_axis(dec, feat_h, 0, chain_output_size(dec, feat_h)),
+                 plan_axis(dec, feat_w, 0, chain_output_size(dec, feat_w))))
+
     def _chain_peak(self, layers: list[LocalLayer], rows: list[AxisStep], cols: list[AxisStep],
                     batch: int) -> int:
         item = torch.empty((), dtype=self.dtype).element_size()
         peak = 0
         for layer, row, col in zip(layers, rows, cols):
-            held = layer.in_channels * (row.hi - row.lo) * (col.hi - col.lo)
-            padded = layer.in_channels * (row.hi - row.lo + row.pad_before + row.pad_after) * (
-                col.hi - col.lo + col.pad_before + col.pad_after)
-            out_rows = layer.geometry.output_size(row.hi - row.lo + row.pad_before + row.pad_after)
-            out_cols = layer.geometry.output_size(col.hi - col.lo + col.pad_before + col.pad_after)
-            produced = layer.out_channels * out_rows * out_cols
-            cropped = layer.out_channels * (row.crop_stop - row.crop_start) * (col.crop_stop - col.crop_start)
+            held, padded, produced, cropped, cells = self._layer_maps(layer, row, col)
             # an NNPACK layer's NCHW copy of its input is freed once padded, before the output
             # exists; NNPACK's workspace (counted in bytes) stays allocated after the call
             nnpack = isinstance(layer.kernel, NnpackKernel)
@@ -556,7 +574,7 @@ class FastGenerator:
             live = held + (padded if padded != held else 0) + max(converted, produced) + (
                 cropped if layer.geometry.transposed else 0)
             if nnpack:
-                live += layer.kernel.workspace_bytes(out_rows * out_cols) // item
+                live += layer.kernel.workspace_bytes(cells) // item
             peak = max(peak, live)
         return peak * item * batch
 
@@ -591,19 +609,14 @@ class FastGenerator:
         return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
 
     def largest_map_bytes(self, batch: int, height: int, width: int) -> int:
-        """The largest map an encoder or decoder layer reads or writes in an untiled pass: its
-        reflect-padded input, or its output (a transposed layer's before the crop)."""
+        """The largest map an encoder or decoder layer reads or writes in an untiled pass (its
+        reflect-padded input or its output), the size the allocator is asked for."""
         item = torch.empty((), dtype=self.dtype).element_size()
         largest = 0
-        for layers, rows, cols in ((self.encoder, height, width),
-                                   (self.decoder, height // self.scale, width // self.scale)):
-            for layer in layers:
-                geometry = layer.geometry
-                pad = 0 if geometry.transposed else geometry.padding
-                largest = max(largest, layer.in_channels * (rows + 2 * pad) * (cols + 2 * pad))
-                raw = replace(geometry, padding=0) if geometry.transposed else geometry
-                largest = max(largest, layer.out_channels * raw.output_size(rows) * raw.output_size(cols))
-                rows, cols = geometry.output_size(rows), geometry.output_size(cols)
+        for layers, rows, cols in self._untiled_plans(height, width):
+            for layer, row, col in zip(layers, rows, cols):
+                _, padded, produced, _, _ = self._layer_maps(layer, row, col)
+                largest = max(largest, padded, produced)
         return largest * item * batch
 
     def choose_tile(self, batch: int, height: int, width: int, budget: int | None) -> int | None:
