@@ -324,8 +324,12 @@ def main() -> None:
         raise SystemExit("fp16 is for CUDA only (use --device cuda)")
     if args.device == "cpu":
         from lama_backend.acceleration.kernels import nnpack_usable
-        print("# fast-fp32: the blocks' 3x3 convolutions run as Winograd F(4x4, 3x3) products; the decoder's "
-              "last one " + ("through NNPACK" if nnpack_usable() else "on oneDNN (this torch has no working NNPACK)"))
+        from lama_backend.acceleration.winograd import native_transforms
+        transforms = ("compiled transforms (native.py)" if native_transforms() is not None
+                      else "torch products for the transforms (no compiled ones: no C compiler, or LAMA_NATIVE_KERNELS=0)")
+        print("# fast-fp32: the blocks' 3x3 convolutions run as Winograd F(4x4, 3x3) products with " + transforms
+              + "; the decoder's last one "
+              + ("through NNPACK" if nnpack_usable() else "on oneDNN (this torch has no working NNPACK)"))
     native = cpu_bf16_support()
     if args.device == "cpu" and "bf16" in args.precisions and native is None:
         print("# this CPU has no native bf16 (no AVX512-BF16, no AMX): the fast-bf16 row is emulated and "

@@ -36,7 +36,9 @@ from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, conca
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
+from .native import NativeTransforms
 from .winograd import WinogradProduct, WinogradWeights, convolve, padded_size
+from .winograd import native_transforms as _native_transforms
 from .winograd import workspace_bytes as winograd_workspace
 
 #: smallest tile tried, in 1/8-resolution cells (smaller tiles are exact too, but mostly halo)
@@ -142,7 +144,7 @@ class FastFFCLayer:
     """
 
     def __init__(self, layer: FFC_BN_ACT, make_kernel, device: torch.device, dtype: torch.dtype,
-                 convs: str = "direct") -> None:
+                 convs: str = "direct", native: NativeTransforms | None = None) -> None:
         if convs not in BLOCK_CONVS:
             raise ValueError(f"convs must be one of {', '.join(BLOCK_CONVS)}, got {convs!r}")
         ffc = layer.ffc
@@ -160,6 +162,7 @@ class FastFFCLayer:
             convs = "direct"
         self.planar = planar = convs == "nnpack"
         self.winograd = convs == "winograd"
+        self.native = native if self.winograd else None
         scale_l, shift_l = batch_norm_affine(layer.bn_l)
         scale_g, shift_g = batch_norm_affine(layer.bn_g)
         self.relu_l = _activation_is_relu(layer.act_l)
@@ -238,7 +241,7 @@ class FastFFCLayer:
         if self.winograd:
             height, width = x_l.shape[-2:]
             padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
-            y_l, local_to_global = convolve(padded, height, width, self.winograd_products)
+            y_l, local_to_global = convolve(padded, height, width, self.winograd_products, native=self.native)
             del padded
         elif self.planar:
             padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)
@@ -268,9 +271,9 @@ class FastFFCLayer:
 
 class FastResnetBlock:
     def __init__(self, block: FFCResnetBlock, make_kernel, device: torch.device, dtype: torch.dtype,
-                 convs: str = "direct") -> None:
-        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype, convs)
-        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs)
+                 convs: str = "direct", native: NativeTransforms | None = None) -> None:
+        self.conv1 = FastFFCLayer(block.conv1, make_kernel, device, dtype, convs, native)
+        self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs, native)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,11 +294,14 @@ class FastGenerator:
     speed_tiles: `choose_tile` tiles the encoder and decoder in SPEED_TILE-cell tiles where their
     untiled maps would be too large for the allocator to reuse, even without a memory budget that
     asks for it (default: on the CPU; GPUs have a caching allocator).
+    native_transforms: run the Winograd transforms in compiled C (native.py; default: where a C
+    compiler builds them and they pass their check; True insists, False keeps the torch products).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
                  use_mkldnn: bool | None = None, use_nnpack: bool | None = None,
-                 use_winograd: bool | None = None, speed_tiles: bool | None = None) -> None:
+                 use_winograd: bool | None = None, speed_tiles: bool | None = None,
+                 native_transforms: bool | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         model = getattr(generator, "model", None)
@@ -322,6 +328,14 @@ class FastGenerator:
             self.block_convs = "winograd"
         else:
             self.block_convs = "nnpack" if self.use_nnpack else "direct"
+        self.native = None
+        if self.use_winograd and native_transforms is not False:
+            self.native = _native_transforms()
+            if native_transforms and self.native is None:
+                raise RuntimeError("the native Winograd transforms could not be built or failed their check "
+                                   "(see the log)")
+        elif native_transforms and not self.use_winograd:
+            raise ValueError("the native transforms serve the Winograd block convolutions only")
         if speed_tiles is None:
             speed_tiles = self.device.type == "cpu"
         self.speed_tile = SPEED_TILE if speed_tiles else None
@@ -365,7 +379,7 @@ class FastGenerator:
         block_kernel = self._nnpack_kernel if self.block_convs == "nnpack" else self._kernel
         while index < len(layers) and isinstance(layers[index], FFCResnetBlock):
             self.blocks.append(FastResnetBlock(layers[index], block_kernel, self.device, self.dtype,
-                                               self.block_convs))
+                                               self.block_convs, self.native))
             index += 1
         if not self.encoder or not self.blocks or index >= len(layers) or not isinstance(layers[index], ConcatTupleLayer):
             raise UnsupportedGenerator("expected encoder, FFC ResNet blocks, then ConcatTupleLayer")

@@ -16,8 +16,12 @@ direct kernel or NNPACK (benchmarks/README.md).
 
 The input is transformed once and shared by every kernel that reads it (an FFC layer's local
 and global outputs both read the padded local part), and the map is processed in strips of tile
-rows so that the transformed tiles stay a few MiB (in cache, and under the allocator's reuse
-threshold) whatever the map size.
+rows so that the transformed tiles stay bounded (under the allocator's reuse threshold)
+whatever the map size.
+
+The transforms themselves are a gather copy and products with mostly-zero matrices in torch;
+where a C compiler is at hand they run as generated C instead (winograd_source.py, native.py),
+which reads each tile once and writes the layout the products want, bias and ReLU included.
 
 Rounding: the transforms mix values with weights up to 2^4 = 16 (points 0, +-1, +-2), so each
 output carries about 30x a direct convolution's rounding (measured ~6e-5 absolute on unit-scale
@@ -27,18 +31,29 @@ outputs of a 512-channel convolution, NNPACK's F(6x6, 3x3): ~8e-5), far inside t
 from __future__ import annotations
 
 import functools
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 
 from .folding import FoldedConv
 from .geometry import even_part
+from .native import NativeTransforms
+from .native import load as load_native
 
-#: output tile side (F(4x4, 3x3)); 6 works too, with about twice the rounding and no clear gain
+log = logging.getLogger(__name__)
+
+#: output tile side (F(4x4, 3x3)); 6 works too, with about twice the rounding and no gain (with the
+#: compiled transforms, 512 px pass: 1.24-1.33 s against 1.13-1.23 s for 4; 64-cell maps also
+#: waste a third of a tile row)
 TILE = 4
-#: target size of one strip's transformed input tiles (4-32 MiB ran alike; 2 MiB was slower)
-STRIP_BYTES = 8 * 2**20
+#: target size of one strip's transformed input tiles. With the torch products 4-32 MiB ran
+#: alike (2 MiB slower); with the compiled transforms larger strips won (fewer passes over the
+#: weights): 512 px pass 1.19 s at 24 MiB against 1.27 s at 8 MiB, best of 5 alternating runs
+#: (1024 px 4.43 / 4.65 s); kept under the allocator's 32 MiB reuse ceiling
+STRIP_BYTES = 24 * 2**20
 #: Toom-Cook interpolation points per output tile side (the point at infinity is added)
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, 2, -2), 6: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))}
 
@@ -143,10 +158,11 @@ def padded_size(size: int, tile: int = TILE) -> int:
 
 
 def convolve(padded: torch.Tensor, height: int, width: int, products: list[WinogradProduct],
-             tile: int = TILE) -> list[torch.Tensor]:
+             tile: int = TILE, native: NativeTransforms | None = None) -> list[torch.Tensor]:
     """relu?(conv3x3(padded channels) + bias) for each product, channels_last outputs of
     height x width, from one float32 channels_last input of padded_size(height) x padded_size(width)
-    (rows and columns past the halo only feed outputs that are cut off)."""
+    (rows and columns past the halo only feed outputs that are cut off). With `native` (built for
+    the same tile) the compiled transforms replace the torch products around the channel mixing."""
     batch, channels, rows_in, cols_in = padded.shape
     if (rows_in, cols_in) != (padded_size(height, tile), padded_size(width, tile)):
         raise ValueError(f"input of {rows_in}x{cols_in} does not fit {height}x{width} outputs in {tile}-tiles")
@@ -154,6 +170,8 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
         raise ValueError(f"weights transformed for other tiles than {tile}x{tile}")
     if any(p.in_start < 0 or p.in_start + p.weights.in_channels > channels for p in products):
         raise ValueError(f"a product reads channels outside the input's {channels}")
+    if native is not None and native.tile != tile:
+        raise ValueError(f"native transforms for {native.tile}-tiles, not {tile}")
     padded = padded.to(torch.float32).contiguous(memory_format=torch.channels_last)
     to_tiles, from_tiles = tile_transforms(tile, padded.device)  # (size^2, size^2), (tile^2, size^2)
     size = tile + 2
@@ -171,11 +189,19 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
                 (size, size, count, tile_cols, channels), (s_row, s_col, tile * s_row, tile * s_col, 1),
                 image.storage_offset() + first * tile * s_row)
             cells = count * tile_cols
-            spectra = torch.mm(to_tiles, tiles.reshape(size * size, cells * channels))
-            spectra = spectra.view(size * size, cells, channels)
+            if native is not None:
+                spectra = padded.new_empty(size * size, cells, channels)
+                native.input_transform(image[first * tile:], tile_cols, spectra)
+            else:
+                spectra = torch.mm(to_tiles, tiles.reshape(size * size, cells * channels))
+                spectra = spectra.view(size * size, cells, channels)
             for product, out in zip(products, outs):
                 weights = product.weights
                 mixed = torch.bmm(spectra[:, :, product.in_start:product.in_start + weights.in_channels], weights.u)
+                target = out[index].permute(1, 2, 0)[first * tile:(first + count) * tile]
+                if native is not None:
+                    native.output_transform(mixed, weights.bias, product.relu, target, tile_cols)
+                    continue
                 mixed = mixed.view(size * size, cells * weights.out_channels)
                 if weights.bias is None:
                     values = torch.mm(from_tiles, mixed)
@@ -183,7 +209,6 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
                     values = torch.addmm(weights.bias.repeat(cells), from_tiles, mixed)
                 del mixed
                 values = values.view(tile, tile, count, tile_cols, weights.out_channels).permute(2, 0, 3, 1, 4)
-                target = out[index].permute(1, 2, 0)[first * tile:(first + count) * tile]
                 target = target.view(count, tile, tile_cols, tile, weights.out_channels)
                 if product.relu:  # the layout copy and the ReLU in one pass
                     torch.clamp_min(values, 0, out=target)
@@ -192,3 +217,40 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     if (tile_rows * tile, tile_cols * tile) != (height, width):
         outs = [out[:, :, :height, :width].contiguous(memory_format=torch.channels_last) for out in outs]
     return outs
+
+
+@functools.lru_cache(maxsize=None)
+def native_transforms(tile: int = TILE) -> NativeTransforms | None:
+    """The compiled transforms (native.py) if they build, load and pass a check, else None (the
+    torch products run). The check: on a small map (odd sizes, channels past the C code's
+    64-channel blocks, bias and ReLU, an input channel offset, a second image) their error against
+    a float64 direct convolution is at most twice the torch products' (the two round differently,
+    ~1e-5 here; a wrong build is off by the outputs' own size)."""
+    a_t, _, b_t = transform_matrices(tile)
+    native = load_native(tile, a_t, b_t)
+    if native is None:
+        return None
+    generator = torch.Generator().manual_seed(0)
+    height, width = 9, 13
+    padded = torch.randn(2, 70, padded_size(height, tile), padded_size(width, tile), generator=generator)
+    padded = padded.contiguous(memory_format=torch.channels_last)
+    products, exact = [], []
+    for in_start, in_channels, out_channels, with_bias, relu in ((0, 70, 5, True, True), (3, 60, 66, False, False)):
+        weight = torch.randn(out_channels, in_channels, 3, 3, generator=generator) / (3 * in_channels ** 0.5)
+        bias = torch.randn(out_channels, generator=generator) if with_bias else None
+        products.append(WinogradProduct(WinogradWeights(FoldedConv(weight, bias), padded.device, tile), in_start, relu))
+        inputs = padded[:, in_start:in_start + in_channels, :height + 2, :width + 2].double()
+        expected = F.conv2d(inputs, weight.double(), None if bias is None else bias.double())
+        exact.append(expected.relu() if relu else expected)
+    torch_error = max(float((y.double() - e).abs().max()) for y, e in zip(convolve(padded, height, width, products, tile), exact))
+    try:
+        got = convolve(padded, height, width, products, tile, native)
+    except (OSError, ValueError) as error:
+        log.warning("the native Winograd transforms failed their check (%s); the torch products run", error)
+        return None
+    native_error = max(float((y.double() - e).abs().max()) for y, e in zip(got, exact))
+    if not native_error <= 2 * torch_error + 1e-6:
+        log.warning("the native Winograd transforms are off by %.3g (the torch products by %.3g; built %s): "
+                    "the torch products run", native_error, torch_error, native.path)
+        return None
+    return native

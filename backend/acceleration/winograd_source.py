@@ -1,0 +1,197 @@
+"""C source of the Winograd F(m x m, 3 x 3) input and output transforms, generated for one tile size.
+
+Why generated: the transforms are winograd.transform_matrices(m), built exactly from the
+Toom-Cook points, and the C code should be those matrices and nothing else. Each matrix becomes
+a one-dimensional transform with its coefficients as literals (zeros dropped, ones as plain adds)
+and the matrices' symmetry factored out: rows of B^T that differ only in the sign of some terms
+share their two halves (y = e + o, y' = e - o), and columns of A^T that are equal or opposite in
+every row are summed and subtracted once. A tile is transformed along rows, then columns, read
+straight from the padded channels_last map and written in the layout the channel-mixing products
+read (input), or read from their output and written into the output map with the bias and the
+ReLU (output). Plain C99, no OpenMP: callers split a strip's tiles [cell_lo, cell_hi) between
+threads (native.py).
+"""
+from __future__ import annotations
+
+import torch
+
+#: channels a tile's transform works on at once (its temporaries then stay in L1)
+CHANNEL_BLOCK = 64
+
+_MATRIX = list[list[float]]
+
+
+def _literal(value: float) -> str:
+    if float(torch.tensor(value, dtype=torch.float32)) != value:
+        raise ValueError(f"transform coefficient {value!r} is not exact in float32")
+    return f"{value!r}f"
+
+
+def _linear(terms: list[tuple[float, str]]) -> str:
+    """sum of coefficient * name, written with as few operations as the coefficients allow."""
+    text = ""
+    for coefficient, name in terms:
+        sign = "-" if coefficient < 0 else "+"
+        magnitude = abs(coefficient)
+        term = name if magnitude == 1 else f"{_literal(magnitude)} * {name}"
+        text = (f"-{term}" if sign == "-" else term) if not text else f"{text} {sign} {term}"
+    return text or "0.f"
+
+
+def _row_pairs(matrix: _MATRIX) -> list[tuple[int, int, list[int], list[int]]]:
+    """Row pairs (r, s) with s = e - o where r = e + o: on every column their coefficients are
+    equal (the column is in e) or opposite (in o), and both kinds occur."""
+    pairs, used = [], set()
+    for r, row in enumerate(matrix):
+        for s in range(r + 1, len(matrix)):
+            if r in used or s in used:
+                continue
+            other = matrix[s]
+            even = [j for j, v in enumerate(row) if v != 0 and other[j] == v]
+            odd = [j for j, v in enumerate(row) if v != 0 and other[j] == -v]
+            if even and odd and len(even) + len(odd) == sum(v != 0 for v in row) == sum(v != 0 for v in other):
+                pairs.append((r, s, even, odd))
+                used.update((r, s))
+    return pairs
+
+
+def _column_pairs(matrix: _MATRIX) -> list[tuple[int, int]]:
+    """Column pairs (j, k) equal or opposite in every row, each kind in some row."""
+    columns = list(zip(*matrix))
+    pairs, used = [], set()
+    for j, first in enumerate(columns):
+        for k in range(j + 1, len(columns)):
+            if j in used or k in used or not any(first):
+                continue
+            second = columns[k]
+            same = all(a == b for a, b in zip(first, second) if a or b)
+            flipped = all(a == -b for a, b in zip(first, second) if a or b)
+            both = all((a == b or a == -b) for a, b in zip(first, second))
+            if both and not same and not flipped and all((a == 0) == (b == 0) for a, b in zip(first, second)):
+                pairs.append((j, k))
+                used.update((j, k))
+    return pairs
+
+
+def transform_function(name: str, matrix: _MATRIX) -> str:
+    """C function y[r][c] = sum over i of matrix[r][i] * x_i[c], for c < n."""
+    rows, cols = len(matrix), len(matrix[0])
+    body = [f"        const float {', '.join(f'v{i} = x{i}[c]' for i in range(cols))};"]
+    names = {i: f"v{i}" for i in range(cols)}  # how column i's value is read in a term
+    column_terms: list[list[tuple[float, str]]] = [[] for _ in range(rows)]
+    paired = set()
+    for j, k in _column_pairs(matrix):  # a v_j + b v_k with b = +-a: a (v_j +- v_k)
+        body.append(f"        const float s{j}_{k} = v{j} + v{k}, d{j}_{k} = v{j} - v{k};")
+        for r, row in enumerate(matrix):
+            if row[j] != 0:
+                column_terms[r].append((row[j], f"s{j}_{k}" if row[k] == row[j] else f"d{j}_{k}"))
+        paired.update((j, k))
+    for r, row in enumerate(matrix):
+        column_terms[r] += [(v, names[i]) for i, v in enumerate(row) if v != 0 and i not in paired]
+    done = set()
+    if not paired:
+        for r, s, even, odd in _row_pairs(matrix):
+            e = _linear([(matrix[r][j], names[j]) for j in even])
+            o = _linear([(matrix[r][j], names[j]) for j in odd])
+            body.append(f"        const float e{r} = {e}, o{r} = {o};")
+            body.append(f"        y[{r}][c] = e{r} + o{r};")
+            body.append(f"        y[{s}][c] = e{r} - o{r};")
+            done.update((r, s))
+    for r in range(rows):
+        if r not in done:
+            body.append(f"        y[{r}][c] = {_linear(column_terms[r])};")
+    params = ", ".join(f"const float *restrict x{i}" for i in range(cols))
+    return (f"static inline void {name}({params}, float (*restrict y)[CHANNEL_BLOCK], int n) {{\n"
+            f"    for (int c = 0; c < n; c++) {{\n" + "\n".join(body) + "\n    }\n}\n")
+
+
+def _points(base: str, step: str, count: int) -> str:
+    return ", ".join(base if i == 0 else f"{base} + {i} * {step}" for i in range(count))
+
+
+def source(tile: int, a_t: torch.Tensor, b_t: torch.Tensor) -> str:
+    """The C source for F(tile x tile, 3 x 3) with output and input transforms A^T and B^T."""
+    size = tile + 2
+    if tuple(a_t.shape) != (tile, size) or tuple(b_t.shape) != (size, size):
+        raise ValueError(f"transform matrices of the wrong shape for F({tile}, 3)")
+    input_rows = transform_function("input_rows", b_t.tolist())
+    output_rows = transform_function("output_rows", a_t.tolist())
+    strip_rows = _points("p", "row_stride", size)
+    mixed_rows = _points("p", f"{size} * plane", size)
+    return f"""/* Winograd F({tile}x{tile}, 3x3) transforms, float32, channels_last: generated by winograd_source.py. */
+#include <stdint.h>
+
+#define TILE {tile}
+#define SIZE {size}
+#define CHANNEL_BLOCK {CHANNEL_BLOCK}
+#if defined(_WIN32)
+#define EXPORT __declspec(dllexport)
+#else
+#define EXPORT __attribute__((visibility("default")))
+#endif
+
+{input_rows}
+{output_rows}
+/* spectra[(a, b), cell, c] = sum over (i, j) of B^T[a][i] B^T[b][j] image[TILE r + i, TILE q + j, c]
+ * for cell = r tile_cols + q; `image` points at the strip's first padded row, strides
+ * (row_stride, col_stride, 1) in floats; `spectra` is (SIZE^2, cells, channels), contiguous. */
+EXPORT void winograd_input(const float *image, int64_t row_stride, int64_t col_stride, int64_t channels,
+                           int64_t tile_cols, int64_t cells, float *spectra, int64_t cell_lo, int64_t cell_hi) {{
+    float rows[SIZE][SIZE][CHANNEL_BLOCK]; /* [column j][row-transformed a] */
+    float both[SIZE][CHANNEL_BLOCK];
+    for (int64_t cell = cell_lo; cell < cell_hi; cell++) {{
+        const float *corner = image + TILE * (cell / tile_cols) * row_stride + TILE * (cell % tile_cols) * col_stride;
+        for (int64_t c0 = 0; c0 < channels; c0 += CHANNEL_BLOCK) {{
+            const int n = channels - c0 < CHANNEL_BLOCK ? (int)(channels - c0) : CHANNEL_BLOCK;
+            for (int j = 0; j < SIZE; j++) {{
+                const float *p = corner + j * col_stride + c0;
+                input_rows({strip_rows}, rows[j], n);
+            }}
+            for (int a = 0; a < SIZE; a++) {{
+                input_rows({", ".join(f"rows[{j}][a]" for j in range(size))}, both, n);
+                for (int b = 0; b < SIZE; b++) {{
+                    float *out = spectra + ((int64_t)(a * SIZE + b) * cells + cell) * channels + c0;
+                    for (int c = 0; c < n; c++) out[c] = both[b][c];
+                }}
+            }}
+        }}
+    }}
+}}
+
+/* out[TILE r + p, TILE q + s, o] = relu?(sum over (a, b) of A^T[p][a] A^T[s][b] mixed[(a, b), cell, o] + bias[o]);
+ * `mixed` is (SIZE^2, cells, out_channels), contiguous; `out` points at the strip's first output row,
+ * channels_last with the given row stride and out_channels floats per column; `bias` may be NULL. */
+EXPORT void winograd_output(const float *mixed, int64_t cells, int64_t out_channels, const float *bias, int relu,
+                            float *out, int64_t row_stride, int64_t tile_cols, int64_t cell_lo, int64_t cell_hi) {{
+    float cols[SIZE][TILE][CHANNEL_BLOCK]; /* [column b][row-transformed p] */
+    float both[TILE][CHANNEL_BLOCK];
+    const int64_t plane = cells * out_channels;
+    for (int64_t cell = cell_lo; cell < cell_hi; cell++) {{
+        float *corner = out + TILE * (cell / tile_cols) * row_stride + TILE * (cell % tile_cols) * out_channels;
+        const float *first = mixed + cell * out_channels;
+        for (int64_t c0 = 0; c0 < out_channels; c0 += CHANNEL_BLOCK) {{
+            const int n = out_channels - c0 < CHANNEL_BLOCK ? (int)(out_channels - c0) : CHANNEL_BLOCK;
+            for (int b = 0; b < SIZE; b++) {{
+                const float *p = first + b * plane + c0; /* mixed[(a, b)] is p + SIZE a plane */
+                output_rows({mixed_rows}, cols[b], n);
+            }}
+            for (int p = 0; p < TILE; p++) {{
+                output_rows({", ".join(f"cols[{b}][p]" for b in range(size))}, both, n);
+                for (int s = 0; s < TILE; s++) {{
+                    float *target = corner + p * row_stride + s * out_channels + c0;
+                    const float *value = both[s];
+                    if (bias != 0 && relu) {{
+                        for (int c = 0; c < n; c++) {{ const float v = value[c] + bias[c0 + c]; target[c] = v < 0.f ? 0.f : v; }}
+                    }} else if (bias != 0) {{
+                        for (int c = 0; c < n; c++) target[c] = value[c] + bias[c0 + c];
+                    }} else if (relu) {{
+                        for (int c = 0; c < n; c++) {{ const float v = value[c]; target[c] = v < 0.f ? 0.f : v; }}
+                    }} else {{
+                        for (int c = 0; c < n; c++) target[c] = value[c];
+                    }}
+                }}
+            }}
+        }}
+    }}
+}}
+"""
