@@ -168,3 +168,34 @@ def test_views_the_c_code_would_overrun_are_refused(private_cache):
     for bad_target, bad_bias in ((target[:7], None), (target[:, :11], None), (target, torch.zeros(4))):
         with pytest.raises(ValueError, match="too small|contiguous"):
             transforms.output_transform(mixed, bad_bias, False, bad_target, 3)
+
+
+@needs_compiler
+@pytest.mark.parametrize("size", [(11, 17), (2, 2), (4, 9)])
+def test_reflect_padding_read_in_place_matches_direct(size, private_cache, monkeypatch):
+    """convolve_reflected reads two parts (channel counts across the 64-channel blocks) and their
+    reflect padding in place: the same outputs as a direct convolution of the padded
+    concatenation, with one tile row per strip; the smallest map it takes is 2 x 2."""
+    monkeypatch.setattr(winograd, "STRIP_BYTES", 1)
+    a_t, _, b_t = transform_matrices(4)
+    transforms = native.load(4, a_t, b_t)
+    generator = torch.Generator().manual_seed(sum(size))
+    local = torch.randn(2, 70, *size, generator=generator).contiguous(memory_format=torch.channels_last)
+    global_ = torch.randn(2, 45, *size, generator=generator).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(33, 115, 3, 3, generator=generator) / (3 * 115 ** 0.5)
+    bias = torch.randn(33, generator=generator)
+    part_weight = weight[:9, :70]
+    products = [WinogradProduct(WinogradWeights(FoldedConv(weight, bias), CPU), relu=True),
+                WinogradProduct(WinogradWeights(FoldedConv(part_weight, None), CPU))]
+    got_relu, got_part = winograd.convolve_reflected((local, global_), products, transforms)
+    reflected = F.pad(torch.cat([local, global_], 1).double(), (1, 1, 1, 1), mode="reflect")
+    want_relu = F.conv2d(reflected, weight.double(), bias.double()).relu()
+    want_part = F.conv2d(reflected[:, :70], part_weight.double())
+    for got, want in ((got_relu, want_relu), (got_part, want_part)):
+        assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+        assert (got.double() - want).abs().max().item() < 2e-5 * want.abs().max().item()
+    with pytest.raises(ValueError, match="too small to reflect"):
+        one_row = [part[:, :, :1].contiguous(memory_format=torch.channels_last) for part in (local, global_)]
+        winograd.convolve_reflected(tuple(one_row), products, transforms)
+    with pytest.raises(ValueError, match="one size"):
+        winograd.convolve_reflected((local, global_[:, :, :, :-1]), products, transforms)

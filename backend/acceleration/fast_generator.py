@@ -37,7 +37,7 @@ from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, spl
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
 from .native import NativeTransforms
-from .winograd import WinogradProduct, WinogradWeights, convolve, padded_size
+from .winograd import WinogradProduct, WinogradWeights, convolve, convolve_reflected, padded_size
 from .winograd import native_transforms as _native_transforms
 from .winograd import workspace_bytes as winograd_workspace
 
@@ -238,7 +238,9 @@ class FastFFCLayer:
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.winograd:
+        if self.native is not None and min(x_l.shape[-2:]) >= 2:  # the padding read in place
+            y_l, local_to_global = convolve_reflected((x_l, x_g), self.winograd_products, self.native)
+        elif self.winograd:
             height, width = x_l.shape[-2:]
             padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
             y_l, local_to_global = convolve(padded, height, width, self.winograd_products, native=self.native)

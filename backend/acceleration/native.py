@@ -124,6 +124,10 @@ class NativeTransforms:
         self._input = library.winograd_input
         self._input.argtypes = [_ptr, _i64, _i64, _i64, _i64, _i64, _ptr, _i64, _i64]
         self._input.restype = None
+        self._input_reflected = library.winograd_input_reflected
+        self._input_reflected.argtypes = [ctypes.POINTER(_ptr), ctypes.POINTER(_i64), _i64, _i64, _i64, _i64, _i64,
+                                          _i64, _ptr, _i64, _i64]
+        self._input_reflected.restype = None
         self._output = library.winograd_output
         self._output.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, _ptr, _i64, _i64, _i64, _i64]
         self._output.restype = None
@@ -164,6 +168,27 @@ class NativeTransforms:
         with torch.profiler.record_function("lama::winograd_input_transform"):  # profilers see no ctypes calls
             self._split(self._input, cells, image.data_ptr(), image.stride(0), image.stride(1), channels, tile_cols,
                         cells, spectra.data_ptr())
+
+    def input_transform_reflected(self, images: list[torch.Tensor], first_tile_row: int, tile_cols: int,
+                                  spectra: torch.Tensor) -> None:
+        """spectra (size^2, cells, channels) <- the transformed tiles of the `images` (contiguous
+        (height, width, channels) float32 maps) concatenated along channels and reflect-padded by
+        1, read in place; the strip starts at tile row `first_tile_row`."""
+        positions, cells, channels = spectra.shape
+        height, width = images[0].shape[:2]
+        if any(image.dtype != torch.float32 or not image.is_contiguous() or image.shape[:2] != (height, width)
+               for image in images) or spectra.dtype != torch.float32 or not spectra.is_contiguous() \
+                or sum(image.shape[2] for image in images) != channels:
+            raise ValueError("the native input transform takes contiguous float32 maps of one size")
+        if positions != (self.tile + 2) ** 2 or height < 2 or width < 2 \
+                or first_tile_row < 0 or (first_tile_row + -(-cells // tile_cols)) * self.tile > height + self.tile - 1:
+            raise ValueError(f"{height}x{width} maps (at least 2x2 to reflect) do not hold {cells} tiles "
+                             f"from tile row {first_tile_row}")
+        sources = (_ptr * len(images))(*(image.data_ptr() for image in images))
+        counts = (_i64 * len(images))(*(image.shape[2] for image in images))
+        with torch.profiler.record_function("lama::winograd_input_transform"):
+            self._split(self._input_reflected, cells, sources, counts, len(images), height, width, first_tile_row,
+                        tile_cols, cells, spectra.data_ptr())
 
     def output_transform(self, mixed: torch.Tensor, bias: torch.Tensor | None, relu: bool, target: torch.Tensor,
                          tile_cols: int) -> None:

@@ -166,14 +166,11 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     batch, channels, rows_in, cols_in = padded.shape
     if (rows_in, cols_in) != (padded_size(height, tile), padded_size(width, tile)):
         raise ValueError(f"input of {rows_in}x{cols_in} does not fit {height}x{width} outputs in {tile}-tiles")
-    if any(p.weights.tile != tile for p in products):
-        raise ValueError(f"weights transformed for other tiles than {tile}x{tile}")
-    if any(p.in_start < 0 or p.in_start + p.weights.in_channels > channels for p in products):
-        raise ValueError(f"a product reads channels outside the input's {channels}")
+    _check_products(products, tile, channels)
     if native is not None and native.tile != tile:
         raise ValueError(f"native transforms for {native.tile}-tiles, not {tile}")
     padded = padded.to(torch.float32).contiguous(memory_format=torch.channels_last)
-    to_tiles, from_tiles = tile_transforms(tile, padded.device)  # (size^2, size^2), (tile^2, size^2)
+    to_tiles, _ = tile_transforms(tile, padded.device)  # (size^2, size^2)
     size = tile + 2
     tile_rows, tile_cols = (rows_in - 2) // tile, (cols_in - 2) // tile
     per_row = size * size * tile_cols * channels * padded.element_size()
@@ -195,26 +192,77 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
             else:
                 spectra = torch.mm(to_tiles, tiles.reshape(size * size, cells * channels))
                 spectra = spectra.view(size * size, cells, channels)
-            for product, out in zip(products, outs):
-                weights = product.weights
-                mixed = torch.bmm(spectra[:, :, product.in_start:product.in_start + weights.in_channels], weights.u)
-                target = out[index].permute(1, 2, 0)[first * tile:(first + count) * tile]
-                if native is not None:
-                    native.output_transform(mixed, weights.bias, product.relu, target, tile_cols)
-                    continue
-                mixed = mixed.view(size * size, cells * weights.out_channels)
-                if weights.bias is None:
-                    values = torch.mm(from_tiles, mixed)
-                else:  # the bias rides along in the output transform's product
-                    values = torch.addmm(weights.bias.repeat(cells), from_tiles, mixed)
-                del mixed
-                values = values.view(tile, tile, count, tile_cols, weights.out_channels).permute(2, 0, 3, 1, 4)
-                target = target.view(count, tile, tile_cols, tile, weights.out_channels)
-                if product.relu:  # the layout copy and the ReLU in one pass
-                    torch.clamp_min(values, 0, out=target)
-                else:
-                    target.copy_(values)
-    if (tile_rows * tile, tile_cols * tile) != (height, width):
+            _emit(spectra, products, outs, index, first, count, tile_cols, tile, native)
+    return _cropped(outs, height, width)
+
+
+def convolve_reflected(parts: tuple[torch.Tensor, ...], products: list[WinogradProduct],
+                       native: NativeTransforms) -> list[torch.Tensor]:
+    """`convolve` of the parts' channels concatenated and reflect-padded by 1, with the compiled
+    input transform reading the padding in place: no padded copy of the map is made (one pass
+    over a 512-channel block map less per FFC layer). The parts are float32 channels_last maps of
+    one size, at least 2 x 2 (as reflect padding needs)."""
+    tile = native.tile
+    batch, _, height, width = parts[0].shape
+    channels = sum(part.shape[1] for part in parts)
+    if any(part.shape[0] != batch or part.shape[2:] != parts[0].shape[2:] or part.dtype != torch.float32
+           or not part.is_contiguous(memory_format=torch.channels_last) for part in parts):
+        raise ValueError("parts must be float32 channels_last maps of one size")
+    if height < 2 or width < 2:
+        raise ValueError(f"a {height}x{width} map is too small to reflect-pad")
+    _check_products(products, tile, channels)
+    size = tile + 2
+    tile_rows, tile_cols = -(-height // tile), -(-width // tile)
+    strip = even_part(tile_rows, STRIP_BYTES // (size * size * tile_cols * channels * 4))
+    outs = [torch.empty(batch, p.weights.out_channels, tile_rows * tile, tile_cols * tile, device=parts[0].device,
+                        dtype=torch.float32, memory_format=torch.channels_last) for p in products]
+    for index in range(batch):
+        images = [part[index].permute(1, 2, 0) for part in parts]  # (rows, cols, channels), contiguous
+        for first in range(0, tile_rows, strip):
+            count = min(strip, tile_rows - first)
+            spectra = parts[0].new_empty(size * size, count * tile_cols, channels)
+            native.input_transform_reflected(images, first, tile_cols, spectra)
+            _emit(spectra, products, outs, index, first, count, tile_cols, tile, native)
+    return _cropped(outs, height, width)
+
+
+def _check_products(products: list[WinogradProduct], tile: int, channels: int) -> None:
+    if any(p.weights.tile != tile for p in products):
+        raise ValueError(f"weights transformed for other tiles than {tile}x{tile}")
+    if any(p.in_start < 0 or p.in_start + p.weights.in_channels > channels for p in products):
+        raise ValueError(f"a product reads channels outside the input's {channels}")
+
+
+def _emit(spectra: torch.Tensor, products: list[WinogradProduct], outs: list[torch.Tensor], index: int, first: int,
+          count: int, tile_cols: int, tile: int, native: NativeTransforms | None) -> None:
+    """One strip's channel mixing and output transforms, into image `index` of each product's output."""
+    size = tile + 2
+    cells = count * tile_cols
+    for product, out in zip(products, outs):
+        weights = product.weights
+        mixed = torch.bmm(spectra[:, :, product.in_start:product.in_start + weights.in_channels], weights.u)
+        target = out[index].permute(1, 2, 0)[first * tile:(first + count) * tile]
+        if native is not None:
+            native.output_transform(mixed, weights.bias, product.relu, target, tile_cols)
+            continue
+        _, from_tiles = tile_transforms(tile, spectra.device)  # (tile^2, size^2)
+        mixed = mixed.view(size * size, cells * weights.out_channels)
+        if weights.bias is None:
+            values = torch.mm(from_tiles, mixed)
+        else:  # the bias rides along in the output transform's product
+            values = torch.addmm(weights.bias.repeat(cells), from_tiles, mixed)
+        del mixed
+        values = values.view(tile, tile, count, tile_cols, weights.out_channels).permute(2, 0, 3, 1, 4)
+        target = target.view(count, tile, tile_cols, tile, weights.out_channels)
+        if product.relu:  # the layout copy and the ReLU in one pass
+            torch.clamp_min(values, 0, out=target)
+        else:
+            target.copy_(values)
+
+
+def _cropped(outs: list[torch.Tensor], height: int, width: int) -> list[torch.Tensor]:
+    """The outputs cut from whole tiles to height x width."""
+    if tuple(outs[0].shape[-2:]) != (height, width):
         outs = [out[:, :, :height, :width].contiguous(memory_format=torch.channels_last) for out in outs]
     return outs
 
