@@ -99,6 +99,18 @@ def test_build_is_cached_and_a_wrong_build_is_refused(private_cache, monkeypatch
     monkeypatch.setattr(native, "_compile", no_compiler_run)
     assert native.load(4, a_t, b_t).path == first.path
     monkeypatch.setattr(native, "_compile", compile_library)
+    # the input transform that reads the padding in place is checked too
+    in_place = winograd.convolve_reflected
+    monkeypatch.setattr(winograd, "convolve_reflected",
+                        lambda *args: [y.mul_(1.001) for y in in_place(*args)])
+    native_transforms.cache_clear()
+    try:
+        assert native_transforms() is None
+    finally:
+        native_transforms.cache_clear()
+    monkeypatch.setattr(winograd, "convolve_reflected", in_place)
+    assert native_transforms() is not None
+    native_transforms.cache_clear()
     wrong = b_t.clone()
     wrong[1, 1] = 2.0
     monkeypatch.setattr(winograd, "load_native", lambda tile, a, b: native.load(tile, a, wrong))

@@ -15,7 +15,9 @@ run in float32 (CPU FFTs have no bf16, cuFFT half precision needs power-of-two s
 
 In float32 on the CPU the blocks' 3x3 convolutions run as Winograd F(4x4, 3x3) matrix products
 (winograd.py, 4x fewer multiply-adds): the local output l2l(x_l) + g2l(x_g) as one convolution
-over one padded copy of both parts, whose transformed tiles the global output l2g(x_l) reuses.
+over both parts, whose transformed tiles the global output l2g(x_l) reuses; with the compiled
+transforms (native.py) the input transform reads both parts and their reflect padding in place,
+otherwise they are copied into one padded map first.
 Where torch has NNPACK, the decoder's last convolution (a few output channels, which oneDNN's
 direct kernels run slowly) goes to NNPACK's Winograd / FFT kernels; with `use_winograd=False`
 the blocks can run NNPACK's kernels too, on NCHW planes.

@@ -141,9 +141,7 @@ class NativeTransforms:
             function(*leading, 0, cells)
             return
         with self._lock:
-            if self._pool_size != threads:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=True)
+            if self._pool_size != threads:  # a pool in use elsewhere stays usable; unused, it is collected
                 self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="lama-winograd")
                 self._pool_size = threads
             pool = self._pool

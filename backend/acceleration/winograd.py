@@ -270,33 +270,42 @@ def _cropped(outs: list[torch.Tensor], height: int, width: int) -> list[torch.Te
 @functools.lru_cache(maxsize=None)
 def native_transforms(tile: int = TILE) -> NativeTransforms | None:
     """The compiled transforms (native.py) if they build, load and pass a check, else None (the
-    torch products run). The check: on a small map (odd sizes, channels past the C code's
-    64-channel blocks, bias and ReLU, an input channel offset, a second image) their error against
-    a float64 direct convolution is at most twice the torch products' (the two round differently,
-    ~1e-5 here; a wrong build is off by the outputs' own size)."""
+    torch products run). The check, for both input transforms (from a padded map, and from two
+    parts reflect-padded in place): on a small map (odd sizes, channels past the C code's
+    64-channel blocks, bias and ReLU, an input channel offset, a second image) the error against
+    a float64 direct convolution is at most twice the torch products' (the two round
+    differently, ~1e-5 here; a wrong build is off by the outputs' own size)."""
     a_t, _, b_t = transform_matrices(tile)
     native = load_native(tile, a_t, b_t)
     if native is None:
         return None
     generator = torch.Generator().manual_seed(0)
     height, width = 9, 13
-    padded = torch.randn(2, 70, padded_size(height, tile), padded_size(width, tile), generator=generator)
+    x = torch.randn(2, 70, height, width, generator=generator)
+    reflected = F.pad(x.double(), (1, 1, 1, 1), mode="reflect")
+    padded = F.pad(F.pad(x, (1, 1, 1, 1), mode="reflect"),
+                   (0, padded_size(width, tile) - width - 2, 0, padded_size(height, tile) - height - 2))
     padded = padded.contiguous(memory_format=torch.channels_last)
+    parts = tuple(part.contiguous(memory_format=torch.channels_last) for part in (x[:, :40], x[:, 40:]))
     products, exact = [], []
     for in_start, in_channels, out_channels, with_bias, relu in ((0, 70, 5, True, True), (3, 60, 66, False, False)):
         weight = torch.randn(out_channels, in_channels, 3, 3, generator=generator) / (3 * in_channels ** 0.5)
         bias = torch.randn(out_channels, generator=generator) if with_bias else None
         products.append(WinogradProduct(WinogradWeights(FoldedConv(weight, bias), padded.device, tile), in_start, relu))
-        inputs = padded[:, in_start:in_start + in_channels, :height + 2, :width + 2].double()
-        expected = F.conv2d(inputs, weight.double(), None if bias is None else bias.double())
+        expected = F.conv2d(reflected[:, in_start:in_start + in_channels], weight.double(),
+                            None if bias is None else bias.double())
         exact.append(expected.relu() if relu else expected)
-    torch_error = max(float((y.double() - e).abs().max()) for y, e in zip(convolve(padded, height, width, products, tile), exact))
+
+    def error(outputs: list[torch.Tensor]) -> float:
+        return max(float((y.double() - e).abs().max()) for y, e in zip(outputs, exact))
+
+    torch_error = error(convolve(padded, height, width, products, tile))
     try:
-        got = convolve(padded, height, width, products, tile, native)
-    except (OSError, ValueError) as error:
-        log.warning("the native Winograd transforms failed their check (%s); the torch products run", error)
+        native_error = max(error(convolve(padded, height, width, products, tile, native)),
+                           error(convolve_reflected(parts, products, native)))
+    except (OSError, ValueError) as failure:
+        log.warning("the native Winograd transforms failed their check (%s); the torch products run", failure)
         return None
-    native_error = max(float((y.double() - e).abs().max()) for y, e in zip(got, exact))
     if not native_error <= 2 * torch_error + 1e-6:
         log.warning("the native Winograd transforms are off by %.3g (the torch products by %.3g; built %s): "
                     "the torch products run", native_error, torch_error, native.path)
