@@ -136,9 +136,9 @@ def test_without_a_compiler_or_when_switched_off_the_torch_products_run(private_
         generator = small_generator(seed=4)
         fast = FastGenerator(generator, use_winograd=True)
         assert fast.native is None
-        with pytest.raises(RuntimeError, match="native Winograd transforms"):
+        with pytest.raises(RuntimeError, match="native kernels could not be built"):
             FastGenerator(generator, use_winograd=True, native_transforms=True)
-        with pytest.raises(ValueError, match="Winograd block convolutions only"):
+        with pytest.raises(ValueError, match="fp32 Winograd blocks and the bf16 blocks"):
             FastGenerator(generator, use_winograd=False, native_transforms=True)
         x = network_input(40, 56, seed=3)
         assert (fast(x) - eager(generator, x)).abs().max().item() < 1e-4
@@ -211,3 +211,51 @@ def test_reflect_padding_read_in_place_matches_direct(size, private_cache, monke
         winograd.convolve_reflected(tuple(one_row), products, transforms)
     with pytest.raises(ValueError, match="one size"):
         winograd.convolve_reflected((local, global_[:, :, :, :-1]), products, transforms)
+
+
+@needs_compiler
+@pytest.mark.parametrize("pad", [1, 2])
+def test_bf16_epilogue_equals_torch_bit_for_bit(pad, private_cache):
+    """ReLU, residual add and reflect padding in one compiled pass give torch's bf16 results
+    exactly (the sum rounded to nearest even), on odd sizes and a batch of two."""
+    from lama_backend.acceleration import block_epilogue
+    a_t, _, b_t = transform_matrices(4)
+    kernels = native.load(4, a_t, b_t)
+    generator = torch.Generator().manual_seed(pad)
+    x = torch.randn(2, 67, 5, 9, generator=generator).bfloat16().contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(2, 67, 5, 9, generator=generator).bfloat16().contiguous(memory_format=torch.channels_last)
+    for relu in (False, True):
+        for add in (None, residual):
+            got_map, got_padded = kernels.relu_add_reflect_pad(x.clone(), add, relu, pad)
+            want_map, want_padded = block_epilogue.relu_add_reflect_pad(x.clone(), add, relu, pad)
+            assert torch.equal(got_map, want_map) and torch.equal(got_padded, want_padded)
+            assert got_padded.shape == (2, 67, 5 + 2 * pad, 9 + 2 * pad)
+            assert got_map.is_contiguous(memory_format=torch.channels_last)
+    same = x.clone()
+    assert kernels.relu_add_reflect_pad(same, None, True, pad)[0] is same  # computed in place
+    with pytest.raises(ValueError, match="bf16 channels_last"):
+        kernels.relu_add_reflect_pad(x.float(), None, True, pad)
+    with pytest.raises(ValueError, match="needs more than"):
+        kernels.relu_add_reflect_pad(x, None, True, 5)
+
+
+@needs_compiler
+def test_bf16_blocks_with_the_compiled_epilogue_equal_torchs_passes(monkeypatch):
+    """The whole bf16 network with the compiled epilogue gives the same bits as with torch's
+    ReLU, add and pad; a kernel that disagrees with torch is refused by its check."""
+    from lama_backend.acceleration import block_epilogue
+    generator = small_generator(seed=5)
+    x = network_input(48, 72, seed=2)
+    fused = FastGenerator(generator, precision="bf16")
+    plain = FastGenerator(generator, precision="bf16", native_transforms=False)
+    assert all(layer.epilogue is not None for block in fused.blocks for layer in (block.conv1, block.conv2))
+    assert all(layer.epilogue is None for block in plain.blocks for layer in (block.conv1, block.conv2))
+    assert torch.equal(fused(x), plain(x))
+    kernels = fused.native
+    monkeypatch.setattr(type(kernels), "relu_add_reflect_pad",
+                        lambda self, x, residual, relu, pad: block_epilogue.relu_add_reflect_pad(x.clone(), None, False, pad))
+    block_epilogue.checked.cache_clear()
+    try:
+        assert block_epilogue.checked(kernels) is None
+    finally:
+        block_epilogue.checked.cache_clear()

@@ -38,6 +38,7 @@ from .folding import (FoldedConv, UnsupportedGenerator, batch_norm_affine, conca
 from .geometry import AxisStep, LayerGeometry, chain_output_size, plan_axis, split_axis
 from .kernels import (ConvKernel, NnpackKernel, PointwiseKernel, mkldnn_fused_ops_available, nnpack_usable,
                       planes_of)
+from . import block_epilogue
 from .native import NativeTransforms
 from .winograd import WinogradProduct, WinogradWeights, convolve, convolve_reflected, padded_size
 from .winograd import native_transforms as _native_transforms
@@ -165,6 +166,9 @@ class FastFFCLayer:
         self.planar = planar = convs == "nnpack"
         self.winograd = convs == "winograd"
         self.native = native if self.winograd else None
+        # bf16 direct layers end in one compiled pass: ReLU, residual, the next layer's padding
+        fused = convs == "direct" and dtype == torch.bfloat16 and device.type == "cpu" and self.pad > 0
+        self.epilogue = block_epilogue.checked(native) if fused else None
         scale_l, shift_l = batch_norm_affine(layer.bn_l)
         scale_g, shift_g = batch_norm_affine(layer.bn_g)
         self.relu_l = _activation_is_relu(layer.act_l)
@@ -242,7 +246,12 @@ class FastFFCLayer:
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 residual: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """(y_l, y_g) (+ `residual`, the block's input, after the activations) and, from layers
+        with the compiled bf16 epilogue, both outputs reflect-padded as the next layer reads them
+        (else None). `padded`: this layer's inputs so padded, from the layer before."""
         if self.native is not None and min(x_l.shape[-2:]) >= 2:  # the padding read in place
             y_l, local_to_global = convolve_reflected((x_l, x_g), self.winograd_products, self.native)
         elif self.winograd:
@@ -256,8 +265,11 @@ class FastFFCLayer:
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
         else:
-            padded_l = _reflect_pad(x_l, self.pad)
-            padded_g = _reflect_pad(x_g, self.pad)
+            if padded is None:
+                padded_l, padded_g = _reflect_pad(x_l, self.pad), _reflect_pad(x_g, self.pad)
+            else:
+                padded_l, padded_g = padded
+            del padded
             y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
             del padded_g
             local_to_global = self.l2g(padded_l)
@@ -271,9 +283,17 @@ class FastFFCLayer:
         else:  # the residual add and the cast back to the convolutions' precision in one pass
             summed = torch.add(mixed, reduced, out=torch.empty_like(reduced))
         del reduced, mixed
-        y_g = self.st_conv2.from_planes(summed, relu=self.relu_g, add=local_to_global,
+        fused = self.epilogue is not None and min(x_l.shape[-2:]) > self.pad
+        y_g = self.st_conv2.from_planes(summed, relu=self.relu_g and not fused, add=local_to_global,
                                         channels_last=not self.planar)
-        return y_l, y_g
+        if fused:
+            residual_l, residual_g = residual if residual is not None else (None, None)
+            y_l, padded_l = block_epilogue.relu_add_reflect_pad(y_l, residual_l, False, self.pad, self.epilogue)
+            y_g, padded_g = block_epilogue.relu_add_reflect_pad(y_g, residual_g, self.relu_g, self.pad, self.epilogue)
+            return y_l, y_g, (padded_l, padded_g)
+        if residual is not None:
+            y_l, y_g = y_l.add_(residual[0]), y_g.add_(residual[1])
+        return y_l, y_g, None
 
 
 class FastResnetBlock:
@@ -283,9 +303,15 @@ class FastResnetBlock:
         self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs, native)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
+    def run(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: tuple[torch.Tensor, torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """The block's outputs and (compiled bf16 epilogue) their padded copies for the next block."""
+        y_l, y_g, padded = self.conv1(x_l, x_g, padded)
+        return self.conv2(y_l, y_g, padded, residual=(x_l, x_g))
+
     def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        y_l, y_g = self.conv2(*self.conv1(x_l, x_g))
-        return y_l.add_(x_l), y_g.add_(x_g)
+        y_l, y_g, _ = self.run(x_l, x_g)
+        return y_l, y_g
 
 
 class FastGenerator:
@@ -336,13 +362,13 @@ class FastGenerator:
         else:
             self.block_convs = "nnpack" if self.use_nnpack else "direct"
         self.native = None
-        if self.use_winograd and native_transforms is not False:
+        native_useful = self.use_winograd or (self.device.type == "cpu" and precision == "bf16")
+        if native_useful and native_transforms is not False:
             self.native = _native_transforms()
             if native_transforms and self.native is None:
-                raise RuntimeError("the native Winograd transforms could not be built or failed their check "
-                                   "(see the log)")
-        elif native_transforms and not self.use_winograd:
-            raise ValueError("the native transforms serve the Winograd block convolutions only")
+                raise RuntimeError("the native kernels could not be built or failed their check (see the log)")
+        elif native_transforms and not native_useful:
+            raise ValueError("the native kernels serve the fp32 Winograd blocks and the bf16 blocks on the CPU only")
         if speed_tiles is None:
             speed_tiles = self.device.type == "cpu"
         self.speed_tile = SPEED_TILE if speed_tiles else None
@@ -526,8 +552,9 @@ class FastGenerator:
         planar = self.block_convs == "nnpack"
         if planar:
             x_l, x_g = x_l.contiguous(), x_g.contiguous()
+        padded = None
         for block in self.blocks:
-            x_l, x_g = block(x_l, x_g)
+            x_l, x_g, padded = block.run(x_l, x_g, padded)
         if planar:
             x_l, x_g = x_l.contiguous(memory_format=_CL), x_g.contiguous(memory_format=_CL)
         return x_l, x_g

@@ -128,6 +128,9 @@ class NativeTransforms:
         self._input_reflected.argtypes = [ctypes.POINTER(_ptr), ctypes.POINTER(_i64), _i64, _i64, _i64, _i64, _i64,
                                           _i64, _ptr, _i64, _i64]
         self._input_reflected.restype = None
+        self._epilogue = library.bf16_relu_add_reflect_pad
+        self._epilogue.argtypes = [_ptr, _ptr, ctypes.c_int, _i64, _i64, _i64, _i64, _ptr, _i64, _i64]
+        self._epilogue.restype = None
         self._output = library.winograd_output
         self._output.argtypes = [_ptr, _i64, _i64, _ptr, ctypes.c_int, _ptr, _i64, _i64, _i64, _i64]
         self._output.restype = None
@@ -187,6 +190,29 @@ class NativeTransforms:
         with torch.profiler.record_function("lama::winograd_input_transform"):
             self._split(self._input_reflected, cells, sources, counts, len(images), height, width, first_tile_row,
                         tile_cols, cells, spectra.data_ptr())
+
+    def relu_add_reflect_pad(self, x: torch.Tensor, residual: torch.Tensor | None, relu: bool,
+                             pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = relu?(x) + residual? in place, and x reflect-padded by `pad`, for bf16 channels_last
+        maps, in one pass (returns both)."""
+        batch, channels, height, width = x.shape
+        maps = (x,) if residual is None else (x, residual)
+        if any(m.dtype != torch.bfloat16 or not m.is_contiguous(memory_format=torch.channels_last)
+               or m.shape != x.shape for m in maps):
+            raise ValueError("the bf16 epilogue takes bf16 channels_last maps of one shape")
+        if pad < 0 or pad >= min(height, width):
+            raise ValueError(f"reflect padding by {pad} needs more than a {height}x{width} map")
+        padded = torch.empty(batch, channels, height + 2 * pad, width + 2 * pad, device=x.device, dtype=x.dtype,
+                             memory_format=torch.channels_last)
+        with torch.profiler.record_function("lama::bf16_relu_add_reflect_pad"):
+            for index in range(batch):
+                self._split(self._epilogue, height, x[index].data_ptr(),
+                            None if residual is None else residual[index].data_ptr(), int(relu), height, width,
+                            channels, pad, padded[index].data_ptr())
+            for p in range(pad):  # border rows: copies of finished interior rows (reflection)
+                padded[:, :, pad - 1 - p] = padded[:, :, pad + 1 + p]
+                padded[:, :, height + pad + p] = padded[:, :, height + pad - 2 - p]
+        return x, padded
 
     def output_transform(self, mixed: torch.Tensor, bias: torch.Tensor | None, relu: bool, target: torch.Tensor,
                          tile_cols: int) -> None:
