@@ -1,4 +1,5 @@
-"""The Winograd transforms in C (winograd_source.py), compiled on first use where a compiler is.
+"""The Winograd transforms in C (winograd_source.py), compiled on first use where a compiler is;
+the same library holds the bf16 blocks' layer epilogue (block_epilogue.py).
 
 Why: in torch the F(4x4, 3x3) transforms are a gather copy and a product with a 36 x 36 matrix
 of mostly zeros, memory-bound work that took about a fifth of the fast fp32 path's FFC blocks.
@@ -115,8 +116,8 @@ def _compile(code: str, compiler: list[str], target: Path) -> str | None:
 
 
 class NativeTransforms:
-    """The two C functions, with the work of one call split between torch's intra-op threads
-    (ctypes releases the GIL for the call, so Python threads run them in parallel)."""
+    """The library's C functions, with the work of one call split between torch's intra-op
+    threads (ctypes releases the GIL for the call, so Python threads run them in parallel)."""
 
     def __init__(self, library: ctypes.CDLL, path: Path, tile: int) -> None:
         self.path = path
