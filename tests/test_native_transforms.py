@@ -11,8 +11,7 @@ import torch.nn.functional as F
 
 from lama_backend.acceleration import FastGenerator, native, winograd, winograd_source
 from lama_backend.acceleration.folding import FoldedConv
-from lama_backend.acceleration.winograd import (WinogradProduct, WinogradWeights, convolve, native_transforms,
-                                                padded_size, transform_matrices)
+from lama_backend.acceleration.winograd import WinogradProduct, WinogradWeights, native_transforms, transform_matrices
 from tests.test_acceleration import eager, network_input, small_generator
 
 CPU = torch.device("cpu")
@@ -26,13 +25,6 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv(native.ENV_SWITCH, raising=False)
     return tmp_path / "lama-backend" / "native"
-
-
-def _padded(x: torch.Tensor, tile: int) -> torch.Tensor:
-    height, width = x.shape[-2:]
-    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
-    padded = F.pad(padded, (0, padded_size(width, tile) - width - 2, 0, padded_size(height, tile) - height - 2))
-    return padded.contiguous(memory_format=torch.channels_last)
 
 
 def test_generated_transforms_factor_the_matrices_symmetry():
@@ -52,8 +44,8 @@ def test_generated_transforms_factor_the_matrices_symmetry():
 @pytest.mark.parametrize("tile", [2, 4, 6])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_native_convolution_matches_direct(tile, threads, private_cache, monkeypatch):
-    """Odd map sizes, channels across the C code's 64-channel blocks, a channel offset, bias and
-    ReLU, two images, one tile row per strip, and strips split between threads. Rounding as in
+    """Odd map sizes, two parts whose channels cross the C code's 64-channel blocks, a channel
+    offset, bias and ReLU, two images, one tile row per strip, and strips split between threads. Rounding as in
     test_winograd (the transforms mix values by up to the points' powers): 2e-5 of the output scale
     for F(4x4), more for F(6x6); a wrong coefficient or offset is of the order of the output."""
     monkeypatch.setattr(winograd, "STRIP_BYTES", 1)
@@ -70,7 +62,8 @@ def test_native_convolution_matches_direct(tile, threads, private_cache, monkeyp
         bias = torch.randn(67, generator=generator)
         products = [WinogradProduct(WinogradWeights(FoldedConv(weight, bias), CPU, tile), in_start=4, relu=True),
                     WinogradProduct(WinogradWeights(FoldedConv(weight[:5, :70], None), CPU, tile))]
-        got_relu, got_plain = convolve(_padded(x, tile), 11, 17, products, tile, transforms)
+        parts = tuple(part.contiguous(memory_format=torch.channels_last) for part in (x[:, :65], x[:, 65:]))
+        got_relu, got_plain = winograd.convolve_reflected(parts, products, transforms)
     finally:
         torch.set_num_threads(previous)
     reflected = F.pad(x.double(), (1, 1, 1, 1), mode="reflect")
@@ -166,15 +159,17 @@ def test_views_the_c_code_would_overrun_are_refused(private_cache):
     """The C code trusts its pointers: maps too small for the tiles asked for never reach it."""
     a_t, _, b_t = transform_matrices(4)
     transforms = native.load(4, a_t, b_t)
-    image = torch.zeros(10, 14, 8)  # 2 x 3 tiles
+    images = [torch.zeros(8, 12, 5), torch.zeros(8, 12, 3)]  # 2 x 3 tiles
     spectra = torch.zeros(36, 6, 8)
-    transforms.input_transform(image, 3, spectra)
-    with pytest.raises(ValueError, match="too small"):
-        transforms.input_transform(image[:9], 3, spectra)
-    with pytest.raises(ValueError, match="too small"):
-        transforms.input_transform(image, 4, torch.zeros(36, 8, 8))
-    with pytest.raises(ValueError, match="contiguous channels"):
-        transforms.input_transform(image.double(), 3, spectra)
+    transforms.input_transform_reflected(images, 0, 3, spectra)
+    with pytest.raises(ValueError, match="do not hold"):
+        transforms.input_transform_reflected(images, 1, 3, spectra)
+    with pytest.raises(ValueError, match="do not hold"):
+        transforms.input_transform_reflected([image[:1] for image in images], 0, 3, torch.zeros(36, 3, 8))
+    with pytest.raises(ValueError, match="one size"):
+        transforms.input_transform_reflected([images[0], images[1][:7]], 0, 3, spectra)
+    with pytest.raises(ValueError, match="one size"):
+        transforms.input_transform_reflected(images, 0, 3, torch.zeros(36, 6, 9))
     mixed, target = torch.zeros(36, 6, 5), torch.zeros(8, 12, 5)
     transforms.output_transform(mixed, torch.zeros(5), True, target, 3)
     for bad_target, bad_bias in ((target[:7], None), (target[:, :11], None), (target, torch.zeros(4))):

@@ -257,7 +257,7 @@ class FastFFCLayer:
         elif self.winograd:
             height, width = x_l.shape[-2:]
             padded = _reflect_pad_concat((x_l, x_g), (1, 1, 1, 1), _CL, (padded_size(height), padded_size(width)))
-            y_l, local_to_global = convolve(padded, height, width, self.winograd_products, native=self.native)
+            y_l, local_to_global = convolve(padded, height, width, self.winograd_products)
             del padded
         elif self.planar:
             padded = _reflect_pad_concat((x_l, x_g), (self.pad,) * 4)

@@ -122,9 +122,6 @@ class NativeTransforms:
     def __init__(self, library: ctypes.CDLL, path: Path, tile: int) -> None:
         self.path = path
         self.tile = tile
-        self._input = library.winograd_input
-        self._input.argtypes = [_ptr, _i64, _i64, _i64, _i64, _i64, _ptr, _i64, _i64]
-        self._input.restype = None
         self._input_reflected = library.winograd_input_reflected
         self._input_reflected.argtypes = [ctypes.POINTER(_ptr), ctypes.POINTER(_i64), _i64, _i64, _i64, _i64, _i64,
                                           _i64, _ptr, _i64, _i64]
@@ -155,21 +152,6 @@ class NativeTransforms:
         function(*leading, 0, min(cells, step))  # this thread takes the first share
         for future in futures:
             future.result()
-
-    def input_transform(self, image: torch.Tensor, tile_cols: int, spectra: torch.Tensor) -> None:
-        """spectra (size^2, cells, channels) <- the transformed tiles of `image`, a (rows, cols,
-        channels) float32 view with contiguous channels whose first row is the strip's first."""
-        positions, cells, channels = spectra.shape
-        if image.dtype != torch.float32 or spectra.dtype != torch.float32 or image.stride(2) != 1 \
-                or not spectra.is_contiguous() or image.shape[2] != channels:
-            raise ValueError("the native input transform takes float32 maps with contiguous channels")
-        size = self.tile + 2  # the C code reads whole tiles: the view must hold them (no overruns)
-        if positions != size * size or image.shape[0] < self.tile * -(-cells // tile_cols) + 2 \
-                or image.shape[1] < self.tile * tile_cols + 2:
-            raise ValueError(f"{tuple(image.shape)} map too small for {cells} {size}x{size} tiles, {tile_cols} a row")
-        with torch.profiler.record_function("lama::winograd_input_transform"):  # profilers see no ctypes calls
-            self._split(self._input, cells, image.data_ptr(), image.stride(0), image.stride(1), channels, tile_cols,
-                        cells, spectra.data_ptr())
 
     def input_transform_reflected(self, images: list[torch.Tensor], first_tile_row: int, tile_cols: int,
                                   spectra: torch.Tensor) -> None:

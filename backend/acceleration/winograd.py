@@ -158,17 +158,15 @@ def padded_size(size: int, tile: int = TILE) -> int:
 
 
 def convolve(padded: torch.Tensor, height: int, width: int, products: list[WinogradProduct],
-             tile: int = TILE, native: NativeTransforms | None = None) -> list[torch.Tensor]:
+             tile: int = TILE) -> list[torch.Tensor]:
     """relu?(conv3x3(padded channels) + bias) for each product, channels_last outputs of
     height x width, from one float32 channels_last input of padded_size(height) x padded_size(width)
-    (rows and columns past the halo only feed outputs that are cut off). With `native` (built for
-    the same tile) the compiled transforms replace the torch products around the channel mixing."""
+    (rows and columns past the halo only feed outputs that are cut off); the transforms as torch
+    products (`convolve_reflected` has the compiled ones)."""
     batch, channels, rows_in, cols_in = padded.shape
     if (rows_in, cols_in) != (padded_size(height, tile), padded_size(width, tile)):
         raise ValueError(f"input of {rows_in}x{cols_in} does not fit {height}x{width} outputs in {tile}-tiles")
     _check_products(products, tile, channels)
-    if native is not None and native.tile != tile:
-        raise ValueError(f"native transforms for {native.tile}-tiles, not {tile}")
     padded = padded.to(torch.float32).contiguous(memory_format=torch.channels_last)
     to_tiles, _ = tile_transforms(tile, padded.device)  # (size^2, size^2)
     size = tile + 2
@@ -186,13 +184,9 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
                 (size, size, count, tile_cols, channels), (s_row, s_col, tile * s_row, tile * s_col, 1),
                 image.storage_offset() + first * tile * s_row)
             cells = count * tile_cols
-            if native is not None:
-                spectra = padded.new_empty(size * size, cells, channels)
-                native.input_transform(image[first * tile:], tile_cols, spectra)
-            else:
-                spectra = torch.mm(to_tiles, tiles.reshape(size * size, cells * channels))
-                spectra = spectra.view(size * size, cells, channels)
-            _emit(spectra, products, outs, index, first, count, tile_cols, tile, native)
+            spectra = torch.mm(to_tiles, tiles.reshape(size * size, cells * channels))
+            spectra = spectra.view(size * size, cells, channels)
+            _emit(spectra, products, outs, index, first, count, tile_cols, tile, None)
     return _cropped(outs, height, width)
 
 
@@ -270,11 +264,11 @@ def _cropped(outs: list[torch.Tensor], height: int, width: int) -> list[torch.Te
 @functools.lru_cache(maxsize=None)
 def native_transforms(tile: int = TILE) -> NativeTransforms | None:
     """The compiled transforms (native.py) if they build, load and pass a check, else None (the
-    torch products run). The check, for both input transforms (from a padded map, and from two
-    parts reflect-padded in place): on a small map (odd sizes, channels past the C code's
-    64-channel blocks, bias and ReLU, an input channel offset, a second image) the error against
-    a float64 direct convolution is at most twice the torch products' (the two round
-    differently, ~1e-5 here; a wrong build is off by the outputs' own size)."""
+    torch products run). The check: on a small map in two parts (odd sizes, channels past the C
+    code's 64-channel blocks, bias and ReLU, an input channel offset, a second image) the error of
+    `convolve_reflected` against a float64 direct convolution is at most twice the torch
+    products' (the two round differently, ~1e-5 here; a wrong build is off by the outputs' own
+    size)."""
     a_t, _, b_t = transform_matrices(tile)
     native = load_native(tile, a_t, b_t)
     if native is None:
@@ -301,8 +295,7 @@ def native_transforms(tile: int = TILE) -> NativeTransforms | None:
 
     torch_error = error(convolve(padded, height, width, products, tile))
     try:
-        native_error = max(error(convolve(padded, height, width, products, tile, native)),
-                           error(convolve_reflected(parts, products, native)))
+        native_error = error(convolve_reflected(parts, products, native))
     except (OSError, ValueError) as failure:
         log.warning("the native Winograd transforms failed their check (%s); the torch products run", failure)
         return None
