@@ -246,6 +246,12 @@ def test_bf16_blocks_with_the_compiled_epilogue_equal_torchs_passes(monkeypatch)
     assert all(layer.epilogue is not None for block in fused.blocks for layer in (block.conv1, block.conv2))
     assert all(layer.epilogue is None for block in plain.blocks for layer in (block.conv1, block.conv2))
     assert torch.equal(fused(x), plain(x))
+    with torch.inference_mode():  # the padded maps a layer hands on are taken out of the list (freed once read)
+        x_l, x_g = fused.encode(x)
+        y_l, y_g, handed = fused.blocks[0].run(x_l, x_g)
+        assert len(handed) == 2
+        fused.blocks[1].run(y_l, y_g, handed)
+        assert handed == []
     kernels = fused.native
     monkeypatch.setattr(type(kernels), "relu_add_reflect_pad",
                         lambda self, x, residual, relu, pad: block_epilogue.relu_add_reflect_pad(x.clone(), None, False, pad))

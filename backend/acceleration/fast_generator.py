@@ -246,12 +246,13 @@ class FastFFCLayer:
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: tuple[torch.Tensor, torch.Tensor] | None = None,
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: list[torch.Tensor] | None = None,
                  residual: tuple[torch.Tensor, torch.Tensor] | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+                 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """(y_l, y_g) (+ `residual`, the block's input, after the activations) and, from layers
         with the compiled bf16 epilogue, both outputs reflect-padded as the next layer reads them
-        (else None). `padded`: this layer's inputs so padded, from the layer before."""
+        (else None). `padded`: this layer's inputs so padded, from the layer before; the list is
+        emptied, so that the maps are freed once read, not kept by the caller for the whole layer."""
         if self.native is not None and min(x_l.shape[-2:]) >= 2:  # the padding read in place
             y_l, local_to_global = convolve_reflected((x_l, x_g), self.winograd_products, self.native)
         elif self.winograd:
@@ -265,11 +266,11 @@ class FastFFCLayer:
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
         else:
-            if padded is None:
-                padded_l, padded_g = _reflect_pad(x_l, self.pad), _reflect_pad(x_g, self.pad)
-            else:
+            if padded:
                 padded_l, padded_g = padded
-            del padded
+                padded.clear()
+            else:
+                padded_l, padded_g = _reflect_pad(x_l, self.pad), _reflect_pad(x_g, self.pad)
             y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
             del padded_g
             local_to_global = self.l2g(padded_l)
@@ -286,11 +287,12 @@ class FastFFCLayer:
         fused = self.epilogue is not None and min(x_l.shape[-2:]) > self.pad
         y_g = self.st_conv2.from_planes(summed, relu=self.relu_g and not fused, add=local_to_global,
                                         channels_last=not self.planar)
+        del summed, local_to_global
         if fused:
             residual_l, residual_g = residual if residual is not None else (None, None)
             y_l, padded_l = block_epilogue.relu_add_reflect_pad(y_l, residual_l, False, self.pad, self.epilogue)
             y_g, padded_g = block_epilogue.relu_add_reflect_pad(y_g, residual_g, self.relu_g, self.pad, self.epilogue)
-            return y_l, y_g, (padded_l, padded_g)
+            return y_l, y_g, [padded_l, padded_g]
         if residual is not None:
             y_l, y_g = y_l.add_(residual[0]), y_g.add_(residual[1])
         return y_l, y_g, None
@@ -303,8 +305,8 @@ class FastResnetBlock:
         self.conv2 = FastFFCLayer(block.conv2, make_kernel, device, dtype, convs, native)
         self.nbytes = self.conv1.nbytes + self.conv2.nbytes
 
-    def run(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: tuple[torch.Tensor, torch.Tensor] | None = None
-            ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    def run(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: list[torch.Tensor] | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """The block's outputs and (compiled bf16 epilogue) their padded copies for the next block."""
         y_l, y_g, padded = self.conv1(x_l, x_g, padded)
         return self.conv2(y_l, y_g, padded, residual=(x_l, x_g))

@@ -142,12 +142,20 @@ class WinogradProduct:
     relu: bool = False
 
 
+def _tile_row_bytes(tile_cols: int, channels: int, tile: int) -> int:
+    """float32 bytes of one row of transformed input tiles (what STRIP_BYTES bounds)."""
+    return (tile + 2) ** 2 * tile_cols * channels * 4
+
+
+def _strip_rows(tile_rows: int, tile_cols: int, channels: int, tile: int) -> int:
+    """Tile rows per strip: equal strips, each's transformed tiles at most STRIP_BYTES."""
+    return even_part(tile_rows, STRIP_BYTES // _tile_row_bytes(tile_cols, channels, tile))
+
+
 def workspace_bytes(width: int, channels: int, out_channels: int, tile: int = TILE) -> int:
     """Upper bound of the temporaries `convolve` holds at once for one strip: the gathered and the
     transformed tiles, and one product's mixed and output-transformed values."""
-    size = tile + 2
-    tile_cols = -(-width // tile)
-    per_row = size * size * tile_cols * channels * 4
+    per_row = _tile_row_bytes(-(-width // tile), channels, tile)
     strip_in = max(1, STRIP_BYTES // per_row) * per_row
     return 2 * strip_in + 2 * strip_in * out_channels // channels
 
@@ -171,8 +179,7 @@ def convolve(padded: torch.Tensor, height: int, width: int, products: list[Winog
     to_tiles, _ = tile_transforms(tile, padded.device)  # (size^2, size^2)
     size = tile + 2
     tile_rows, tile_cols = (rows_in - 2) // tile, (cols_in - 2) // tile
-    per_row = size * size * tile_cols * channels * padded.element_size()
-    strip = even_part(tile_rows, STRIP_BYTES // per_row)
+    strip = _strip_rows(tile_rows, tile_cols, channels, tile)
     outs = [torch.empty(batch, p.weights.out_channels, tile_rows * tile, tile_cols * tile, device=padded.device,
                         dtype=padded.dtype, memory_format=torch.channels_last) for p in products]
     for index in range(batch):
@@ -207,7 +214,7 @@ def convolve_reflected(parts: tuple[torch.Tensor, ...], products: list[WinogradP
     _check_products(products, tile, channels)
     size = tile + 2
     tile_rows, tile_cols = -(-height // tile), -(-width // tile)
-    strip = even_part(tile_rows, STRIP_BYTES // (size * size * tile_cols * channels * 4))
+    strip = _strip_rows(tile_rows, tile_cols, channels, tile)
     outs = [torch.empty(batch, p.weights.out_channels, tile_rows * tile, tile_cols * tile, device=parts[0].device,
                         dtype=torch.float32, memory_format=torch.channels_last) for p in products]
     for index in range(batch):

@@ -117,7 +117,6 @@ static inline uint16_t bf16_round(float f) {
     const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
     return (uint16_t)(((u & 0x7fffffffu) > 0x7f800000u) ? quiet : rounded);
 }
-static inline int64_t mirrored(int64_t r, int64_t n) { if (r < 0) r = -r; if (r >= n) r = 2 * (n - 1) - r; return r; }
 
 /* Interior rows [row_lo, row_hi) (of height) of padded ((height + 2 pad) x (width + 2 pad) x
  * channels, channels_last) from y = relu?(x) (+ residual; NULL: none), bf16 bit patterns, with y
