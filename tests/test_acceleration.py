@@ -436,10 +436,16 @@ def test_cli_memory_quality_and_precision_options(tmp_path, capsys):
     from PIL import Image
 
     from lama_backend.cli import main
+    from tests.helpers.tiny_model import make_tiny_generator
     weights, image, mask = _cli_files(tmp_path)
     common = [str(image), str(mask), "--weights", str(weights), "--strategy", "whole"]
-    assert main(["inpaint", *common, "-o", str(tmp_path / "fast.png")]) == 0
-    assert main(["inpaint", *common, "-o", str(tmp_path / "tiled.png"), "--max-memory", "1000K"]) == 0  # tiles of 4 cells
+    assert main(["inpaint", *common, "-o", str(tmp_path / "fast.png"), "--precision", "fp32"]) == 0
+    # a budget that the whole 64 x 48 pass exceeds and 4-cell (32 px) tiles fit
+    planner = FastGenerator(make_tiny_generator(seed=1), precision="fp32")  # the weights written
+    budget = planner.estimate_peak_bytes(1, 48, 64, 4)
+    assert planner.choose_tile(1, 48, 64, budget) == 4
+    assert main(["inpaint", *common, "-o", str(tmp_path / "tiled.png"), "--precision", "fp32",
+                 "--max-memory", str(budget)]) == 0
     fast = np.asarray(Image.open(tmp_path / "fast.png")).astype(int)
     tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
     assert np.abs(fast - tiled).max() <= 1  # 1e-4 apart before 8-bit rounding
