@@ -19,6 +19,7 @@ from lama_backend.acceleration import FastGenerator, MemoryBudgetError
 from lama_backend.acceleration.allocator import MMAP_THRESHOLD_MAX
 from lama_backend.acceleration.fast_generator import SPEED_TILE
 from lama_backend.acceleration.geometry import LayerGeometry, chain_output_size, plan_axis, split_axis
+from lama_backend.acceleration.runtime import cpu_bf16_support
 from tests.test_acceleration import NNPACK, eager, network_input, small_generator
 
 TOLERANCE = 1e-4
@@ -178,10 +179,10 @@ from lama_backend.acceleration import FastGenerator
 from lama_backend.acceleration.allocator import reuse_freed_memory
 from lama_training.modules.generators import make_generator
 reuse_freed_memory()  # as the backend runs its CPU model
-size, block_convs = int(sys.argv[1]), sys.argv[2]
+size, precision, block_convs = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 torch.manual_seed(0)
 use_nnpack = {"winograd": None, "direct": False, "nnpack": True}[block_convs]  # None: the default
-fast = FastGenerator(make_generator("small").eval(), precision="fp32", use_nnpack=use_nnpack,
+fast = FastGenerator(make_generator("small").eval(), precision=precision, use_nnpack=use_nnpack,
                      use_winograd=block_convs == "winograd")
 assert fast.block_convs == block_convs
 x = torch.rand(1, 4, size, size)
@@ -199,18 +200,26 @@ print(json.dumps({"increase": status("VmHWM") - before, "estimate": fast.estimat
 """
 
 
+PEAK_CASES = [(2048, "fp32", "winograd"), (2048, "fp32", "direct"), (512, "fp32", "winograd")]
+PEAK_CASES += [(2048, "fp32", "nnpack")] if True in NNPACK else []
+PEAK_CASES += [(2048, "bf16", "direct"), (512, "bf16", "direct")] if cpu_bf16_support() else []
+
+
 @pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK), reason="needs Linux's resettable peak RSS")
-@pytest.mark.parametrize("block_convs", ["winograd", "direct"] + (["nnpack"] if True in NNPACK else []))
-def test_planner_estimate_bounds_the_measured_peak(block_convs):
+@pytest.mark.parametrize("size, precision, block_convs", PEAK_CASES)
+def test_planner_estimate_bounds_the_measured_peak(size, precision, block_convs):
     """The memory planner's estimate is an upper bound of what a pass adds to the process's RSS
     (first pass of a fresh process, so one-off buffers count too), for each way the blocks' 3x3
-    convolutions run. A 2048 px untiled pass of the small preset, where the full-resolution layers
-    dominate: measured 0.76 GiB added against 1.09 GiB estimated with Winograd blocks, 0.78
-    against 0.84 with oneDNN's, 0.85 against 1.08 with NNPACK's (the decoder's last convolution
-    runs NNPACK, whose 128 MiB workspace is counted, in the first and last). Before the decoder's
-    last layer freed its input ahead of its padded copy (b2fa6a7), the NNPACK pass added 1.05
-    GiB, over the 1.01 GiB estimated then: this test failed."""
-    result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, "2048", block_convs],
+    convolutions run, in fp32 and (on CPUs that compute it natively, where it is the default)
+    bf16, at a size where the full-resolution layers dominate (2048 px, small preset) and at one
+    where the runtime's one-off buffers weigh most (512 px). Measured on the AMX Xeon
+    (2026-12-07), MB added against MB estimated: 2048 px fp32 825-857 / 1224 (Winograd), 841 /
+    949 (oneDNN), 908 / 1215 (NNPACK); bf16 469-490 / 558; 512 px fp32 Winograd 127-156 / 191,
+    bf16 58-59 / 86. Before the runtime's one-off buffers (RUNTIME_OVERHEAD_BYTES) were counted,
+    the 512 px bf16 case failed (estimate 36 MB) and 2048 px bf16 had 2 MB of margin in one run.
+    Before the decoder's last layer freed its input ahead of its padded copy (b2fa6a7), the
+    NNPACK pass added 1.05 GiB, over the 1.01 GiB estimated then: this test failed."""
+    result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(size), precision, block_convs],
                             capture_output=True, text=True, timeout=300, check=True)
     measured = json.loads(result.stdout)
     assert 0 < measured["increase"] <= measured["estimate"], measured

@@ -61,6 +61,11 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 #: gained alike. Below the ceiling the halos only cost: encoder + decoder at 320 px 0.12 s
 #: untiled, 0.145 s in tiles; at 384 px (36 MiB maps) 0.23 s untiled, 0.195 s in tiles.
 SPEED_TILE = 32
+#: what a process's first pass allocates once besides the maps the planner counts (oneDNN's
+#: JIT kernels, primitive cache and scratchpads, FFT plans, thread-pool stacks): the small
+#: preset's first pass added 12-25 MB more than its maps at 256-512 px in bf16 and fp32, and
+#: came within 2 MB of the map-only estimate at 2048 px in bf16 (tests/test_tiling.py)
+RUNTIME_OVERHEAD_BYTES = 48 << 20
 #: how the FFC blocks' 3x3 convolutions run (see FastFFCLayer)
 BLOCK_CONVS = ("direct", "winograd", "nnpack")
 _CL = torch.channels_last
@@ -629,7 +634,8 @@ class FastGenerator:
         return peak * item * batch
 
     def estimate_peak_bytes(self, batch: int, height: int, width: int, tile: int | None) -> int:
-        """Upper estimate of the memory one pass needs (activations + input/output + weights)."""
+        """Upper estimate of the memory one pass needs (activations + input/output + weights +
+        the runtime's one-off buffers)."""
         item = torch.empty((), dtype=self.dtype).element_size()
         enc = [layer.geometry for layer in self.encoder]
         dec = [layer.geometry for layer in self.decoder]
@@ -656,7 +662,8 @@ class FastGenerator:
         image_io = batch * height * width * (self.encoder[0].in_channels + self.decoder[-1].out_channels) * 4
         if tile is None:
             image_io += batch * height * width * self.encoder[0].in_channels * item  # converted input copy
-        return int(self.weight_bytes + image_io + max(enc_peak + features, block_peak, dec_peak + features))
+        return int(self.weight_bytes + image_io + RUNTIME_OVERHEAD_BYTES
+                   + max(enc_peak + features, block_peak, dec_peak + features))
 
     def largest_map_bytes(self, batch: int, height: int, width: int) -> int:
         """The largest map an encoder or decoder layer reads or writes in an untiled pass (its
