@@ -123,14 +123,16 @@ def fuzz_server():
 
 
 BATCHES = itertools.count()
+SENT = itertools.count()  # malformed messages sent over the module's examples
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(batch=st.lists(messages, min_size=1, max_size=16))
+@given(batch=st.lists(messages, min_size=4, max_size=16))  # 250 examples: at least 1000 messages
 def test_malformed_messages_get_errors_and_the_server_keeps_answering(fuzz_server, batch):
     dealer = _dealer(fuzz_server.address)
     for frames in batch:
         dealer.socket.send_multipart(frames)
+        next(SENT)
     check = f"check-{next(BATCHES)}"
     dealer.send({"op": "hello", "id": check})
     replies = dealer.recv_until(lambda h: h.get("id") == check, timeout=10)
@@ -153,6 +155,9 @@ def _dealer(address: str) -> RawDealer:
 
 
 def test_fuzz_sent_thousands(fuzz_server):
-    """Runs after the fuzz test in this module: the server saw thousands of malformed messages."""
-    assert fuzz_server.stats["errors"] >= 1000, fuzz_server.stats
+    """Runs after the fuzz test in this module: the server answered every malformed message it
+    was sent, at least a thousand, with an error. (With lists from 1 message the count was
+    random: 905 errors from 250 examples in one CI run, where the test asked for 1000.)"""
+    sent = next(SENT)  # the count so far (the counter starts at 0)
+    assert sent >= 1000 and fuzz_server.stats["errors"] == sent, (sent, fuzz_server.stats)
     assert fuzz_server.stats["jobs"] == 0
