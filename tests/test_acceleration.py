@@ -431,7 +431,7 @@ def _cli_files(tmp_path):
     return weights, tmp_path / "in.png", tmp_path / "m.png"
 
 
-def test_cli_memory_quality_and_precision_options(tmp_path, capsys):
+def test_cli_memory_quality_and_precision_options(tmp_path, capsys, monkeypatch):
     import numpy as np
     from PIL import Image
 
@@ -444,8 +444,12 @@ def test_cli_memory_quality_and_precision_options(tmp_path, capsys):
     planner = FastGenerator(make_tiny_generator(seed=1), precision="fp32")  # the weights written
     budget = planner.estimate_peak_bytes(1, 48, 64, 4)
     assert planner.choose_tile(1, 48, 64, budget) == 4
+    chosen, choose_tile = [], FastGenerator.choose_tile
+    monkeypatch.setattr(FastGenerator, "choose_tile", lambda *args: chosen.append(choose_tile(*args)) or chosen[-1])
     assert main(["inpaint", *common, "-o", str(tmp_path / "tiled.png"), "--precision", "fp32",
                  "--max-memory", str(budget)]) == 0
+    assert chosen == [4]  # the CLI's pass did run in tiles
+    monkeypatch.undo()
     fast = np.asarray(Image.open(tmp_path / "fast.png")).astype(int)
     tiled = np.asarray(Image.open(tmp_path / "tiled.png")).astype(int)
     assert np.abs(fast - tiled).max() <= 1  # 1e-4 apart before 8-bit rounding

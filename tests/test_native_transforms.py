@@ -260,3 +260,22 @@ def test_bf16_blocks_with_the_compiled_epilogue_equal_torchs_passes(monkeypatch)
         assert block_epilogue.checked(kernels) is None
     finally:
         block_epilogue.checked.cache_clear()
+
+
+@needs_compiler
+def test_bf16_epilogue_does_not_hang_on_the_winograd_check(monkeypatch):
+    """The bf16 blocks use the library's epilogue only: a Winograd transform that fails its check
+    turns the fp32 transforms off and leaves the bf16 epilogue (checked on its own) in use."""
+    from lama_backend.acceleration import block_epilogue
+    in_place = winograd.convolve_reflected
+    monkeypatch.setattr(winograd, "convolve_reflected", lambda *args: [y.mul_(1.001) for y in in_place(*args)])
+    native_transforms.cache_clear()
+    block_epilogue.compiled.cache_clear()
+    try:
+        assert native_transforms() is None
+        fast = FastGenerator(small_generator(seed=6), precision="bf16", native_transforms=True)
+        assert fast.native is not None
+        assert all(layer.epilogue is fast.native for block in fast.blocks for layer in (block.conv1, block.conv2))
+    finally:
+        native_transforms.cache_clear()
+        block_epilogue.compiled.cache_clear()

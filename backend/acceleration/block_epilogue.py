@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .native import NativeTransforms
+from .native import load as load_native
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +59,13 @@ def checked(native: NativeTransforms | None) -> NativeTransforms | None:
         log.warning("the compiled bf16 block epilogue failed its check (%s); torch's passes run", failure)
         return None
     return native
+
+
+@functools.lru_cache(maxsize=None)
+def compiled() -> NativeTransforms | None:
+    """The native library (the Winograd tile's build, which holds the epilogue too) if its
+    epilogue passes `checked`, loaded once; the bf16 blocks need nothing else from it, so the
+    Winograd transforms' own check (winograd.native_transforms) does not decide this one."""
+    from .winograd import TILE, transform_matrices
+    a_t, _, b_t = transform_matrices(TILE)
+    return checked(load_native(TILE, a_t, b_t))

@@ -251,13 +251,14 @@ class FastFFCLayer:
         del spectrum
         return torch.fft.irfftn(mixed, s=(height, width), dim=(-2, -1), norm=self.fft_norm)
 
-    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor, padded: list[torch.Tensor] | None = None,
+    def __call__(self, x_l: torch.Tensor, x_g: torch.Tensor, padded_inputs: list[torch.Tensor] | None = None,
                  residual: tuple[torch.Tensor, torch.Tensor] | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None]:
         """(y_l, y_g) (+ `residual`, the block's input, after the activations) and, from layers
         with the compiled bf16 epilogue, both outputs reflect-padded as the next layer reads them
-        (else None). `padded`: this layer's inputs so padded, from the layer before; the list is
-        emptied, so that the maps are freed once read, not kept by the caller for the whole layer."""
+        (else None). `padded_inputs`: this layer's inputs so padded, from the layer before; the
+        list is emptied, so that the maps are freed once read, not kept by the caller for the
+        whole layer."""
         if self.native is not None and min(x_l.shape[-2:]) >= 2:  # the padding read in place
             y_l, local_to_global = convolve_reflected((x_l, x_g), self.winograd_products, self.native)
         elif self.winograd:
@@ -271,9 +272,9 @@ class FastFFCLayer:
             local_to_global = self.l2g(padded[:, :x_l.shape[1]])
             del padded
         else:
-            if padded:
-                padded_l, padded_g = padded
-                padded.clear()
+            if padded_inputs:
+                padded_l, padded_g = padded_inputs
+                padded_inputs.clear()
             else:
                 padded_l, padded_g = _reflect_pad(x_l, self.pad), _reflect_pad(x_g, self.pad)
             y_l = self.g2l(padded_g, relu=self.relu_l, add=self.l2l(padded_l))
@@ -334,8 +335,9 @@ class FastGenerator:
     speed_tiles: `choose_tile` tiles the encoder and decoder in SPEED_TILE-cell tiles where their
     untiled maps would be too large for the allocator to reuse, even without a memory budget that
     asks for it (default: on the CPU; GPUs have a caching allocator).
-    native_transforms: run the Winograd transforms in compiled C (native.py; default: where a C
-    compiler builds them and they pass their check; True insists, False keeps the torch products).
+    native_transforms: the compiled kernels (native.py): the fp32 Winograd blocks' transforms, or
+    the bf16 CPU blocks' epilogue (block_epilogue.py) (default: where a C compiler builds them
+    and they pass their check; True insists, False keeps torch's ops).
     """
 
     def __init__(self, generator: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
@@ -371,7 +373,7 @@ class FastGenerator:
         self.native = None
         native_useful = self.use_winograd or (self.device.type == "cpu" and precision == "bf16")
         if native_useful and native_transforms is not False:
-            self.native = _native_transforms()
+            self.native = _native_transforms() if self.use_winograd else block_epilogue.compiled()
             if native_transforms and self.native is None:
                 raise RuntimeError("the native kernels could not be built or failed their check (see the log)")
         elif native_transforms and not native_useful:
